@@ -4,8 +4,14 @@
 //! The crate is used by the `mnist-gan` command-line tool and by the notebooks in
 //! `notebooks/` (through evcxr's `:dep`).
 
+pub mod checkpoint;
+pub mod config;
 pub mod data;
+pub mod models;
+pub mod optim;
+pub mod plot;
 pub mod rng;
+pub mod train;
 
 use std::path::PathBuf;
 
@@ -13,8 +19,26 @@ use std::path::PathBuf;
 /// This is how the tools and notebooks find `data/` wherever they are started inside the repo.
 pub fn find_upwards(relative: &str) -> Option<PathBuf> {
     let start = std::env::current_dir().ok()?;
-    start
-        .ancestors()
-        .map(|dir| dir.join(relative))
-        .find(|candidate| candidate.exists())
+    start.ancestors().map(|dir| dir.join(relative)).find(|candidate| candidate.exists())
+}
+
+/// The compute device for a name: `cpu`, `cuda`, `metal`, or `auto` (a GPU when the crate
+/// was built with one and it is present, else the CPU).
+pub fn device(name: &str) -> candle_core::Result<candle_core::Device> {
+    use candle_core::Device;
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Device::new_cuda(0),
+        "metal" => Device::new_metal(0),
+        "auto" => {
+            if candle_core::utils::cuda_is_available() {
+                Device::new_cuda(0)
+            } else if candle_core::utils::metal_is_available() {
+                Device::new_metal(0)
+            } else {
+                Ok(Device::Cpu)
+            }
+        }
+        other => candle_core::bail!("unknown device {other:?}: use auto, cpu, cuda or metal"),
+    }
 }

@@ -1,0 +1,340 @@
+//! The one typed configuration of a training run, read from TOML presets in `configs/`
+//! (compiled into the crate, so they work from anywhere) or from any TOML file, and saved
+//! beside each run's outputs so that `sample` can rebuild the same generator.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::models::{Activation, InitScheme};
+
+/// Everything a training run needs to know.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The preset's name; also the default run folder name.
+    pub name: String,
+    /// What the preset reproduces, in a sentence.
+    #[serde(default)]
+    pub description: String,
+    /// Size of the noise vector z.
+    pub latent_dim: usize,
+    /// The two networks.
+    pub model: ModelConfig,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Real images per step.
+    pub batch_size: usize,
+    /// Generator learning rate (Adam).
+    pub lr_g: f64,
+    /// Discriminator learning rate (Adam).
+    pub lr_d: f64,
+    /// Adam's β1 and β2.
+    pub betas: (f64, f64),
+    /// Discriminator steps per generator step.
+    #[serde(default = "one")]
+    pub d_steps: usize,
+    /// Target for real images in D's loss (1.0, or e.g. 0.9 for one-sided label smoothing).
+    #[serde(default = "one_f32")]
+    pub real_label: f32,
+    /// Target for fake images in D's loss (0.0, or e.g. 0.1).
+    #[serde(default)]
+    pub fake_label: f32,
+    /// Standard deviation of Gaussian noise added to D's inputs, real and fake (0: none).
+    #[serde(default)]
+    pub instance_noise: f32,
+    /// Random rotation of real images, ± degrees (0: none).
+    #[serde(default)]
+    pub rotation_degrees: f32,
+    /// Write a sample grid every this many epochs (and after the last).
+    #[serde(default = "one")]
+    pub sample_every: usize,
+    /// Seed of every random draw of the run.
+    #[serde(default)]
+    pub seed: u64,
+    /// Train on the first N images only (quick runs).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// The architecture of both networks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ModelConfig {
+    /// Fully connected networks.
+    Mlp(MlpConfig),
+    /// Convolutional networks.
+    Dcgan(DcganConfig),
+}
+
+/// Fully connected generator and discriminator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpConfig {
+    /// Widths of the generator's hidden layers.
+    pub g_hidden: Vec<usize>,
+    /// BatchNorm after each generator hidden layer.
+    #[serde(default)]
+    pub g_batch_norm: bool,
+    /// The generator's activation.
+    pub g_activation: Activation,
+    /// Widths of the discriminator's hidden layers.
+    pub d_hidden: Vec<usize>,
+    /// BatchNorm after each discriminator hidden layer.
+    #[serde(default)]
+    pub d_batch_norm: bool,
+    /// The discriminator's activation.
+    pub d_activation: Activation,
+    /// Dropout probability after each discriminator hidden layer.
+    #[serde(default)]
+    pub d_dropout: f32,
+}
+
+/// How the DCGAN generator turns noise into its first feature map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GeneratorStart {
+    /// Noise reshaped to `(latent, 1, 1)`.
+    Latent1x1,
+    /// A dense layer (+ BatchNorm + activation) to `channels` maps of `side`x`side`.
+    Dense {
+        /// Feature maps.
+        channels: usize,
+        /// Their side.
+        side: usize,
+    },
+}
+
+/// One (transposed) convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvLayer {
+    /// Output channels.
+    pub channels: usize,
+    /// Kernel side.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding.
+    #[serde(default)]
+    pub padding: usize,
+    /// Extra output rows/columns (transposed convolutions only).
+    #[serde(default)]
+    pub output_padding: usize,
+    /// BatchNorm after it.
+    #[serde(default)]
+    pub batch_norm: bool,
+}
+
+/// Convolutional generator and discriminator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DcganConfig {
+    /// How noise becomes the first feature map.
+    pub g_start: GeneratorStart,
+    /// The generator's transposed convolutions; the last gives 1x28x28 and Tanh.
+    pub g_layers: Vec<ConvLayer>,
+    /// The generator's activation.
+    pub g_activation: Activation,
+    /// Biases in the generator's layers (TensorFlow's tutorial has none).
+    #[serde(default = "yes")]
+    pub g_bias: bool,
+    /// The discriminator's convolutions.
+    pub d_layers: Vec<ConvLayer>,
+    /// The discriminator's activation.
+    pub d_activation: Activation,
+    /// Dropout after each discriminator convolution.
+    #[serde(default)]
+    pub d_dropout: f32,
+    /// A linear layer to the logit after the convolutions (else the last convolution gives it).
+    #[serde(default)]
+    pub d_linear_head: bool,
+    /// Weight init.
+    #[serde(default = "normal_init")]
+    pub init: InitScheme,
+}
+
+fn one() -> usize {
+    1
+}
+fn one_f32() -> f32 {
+    1.0
+}
+fn yes() -> bool {
+    true
+}
+fn normal_init() -> InitScheme {
+    InitScheme::Normal002
+}
+
+/// A bad configuration: which file (or preset) and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the config: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or not a config.
+    #[error("{path}: not a valid config: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// Parsed, but a value makes no sense.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// No preset of that name.
+    #[error("no preset named {name:?}; presets: {}", PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))]
+    UnknownPreset {
+        /// The name asked for.
+        name: String,
+    },
+}
+
+/// The presets in `configs/`, by name. The first is the default.
+pub const PRESETS: [(&str, &str); 6] = [
+    ("quick-mlp", include_str!("../../configs/quick-mlp.toml")),
+    ("fc-gan-64", include_str!("../../configs/fc-gan-64.toml")),
+    ("dcgan-course", include_str!("../../configs/dcgan-course.toml")),
+    ("mlp-smoothing", include_str!("../../configs/mlp-smoothing.toml")),
+    ("dcgan-tf", include_str!("../../configs/dcgan-tf.toml")),
+    ("fc-gan-100", include_str!("../../configs/fc-gan-100.toml")),
+];
+
+/// The preset `train` uses when given none.
+pub const DEFAULT_PRESET: &str = PRESETS[0].0;
+
+impl TrainConfig {
+    /// The preset called `name`.
+    pub fn preset(name: &str) -> Result<TrainConfig, ConfigError> {
+        let (_, text) = PRESETS.iter().find(|(n, _)| *n == name).ok_or_else(|| ConfigError::UnknownPreset { name: name.to_owned() })?;
+        TrainConfig::from_toml(text, &format!("preset {name}"))
+    }
+
+    /// Reads and validates a TOML config file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<TrainConfig, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        TrainConfig::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates TOML; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<TrainConfig, ConfigError> {
+        let config: TrainConfig = toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_owned(), message: e.to_string() })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: origin.to_owned(), message })?;
+        Ok(config)
+    }
+
+    /// A copy with one value changed: `key` is a dotted TOML path (`epochs`,
+    /// `model.d_dropout`), `value` TOML text (`0.2`, `[256, 512]`, `"relu"`; a bare word is
+    /// taken as a string). The result is validated.
+    pub fn with(&self, key: &str, value: &str) -> Result<TrainConfig, ConfigError> {
+        let origin = format!("setting {key}={value}");
+        let invalid = |message: String| ConfigError::Invalid { path: origin.clone(), message };
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}")).ok().and_then(|mut t| t.remove("v")).unwrap_or_else(|| toml::Value::String(value.to_owned()));
+        let mut root = toml::Value::try_from(self).map_err(|e| invalid(e.to_string()))?;
+        let mut table = root.as_table_mut().expect("a config is a table");
+        let parts: Vec<&str> = key.split('.').collect();
+        for part in &parts[..parts.len() - 1] {
+            table = table.get_mut(*part).and_then(|v| v.as_table_mut()).ok_or_else(|| invalid(format!("the config has no table {part:?}")))?;
+        }
+        table.insert(parts[parts.len() - 1].to_owned(), parsed);
+        // Unknown keys are caught here: every config table denies unknown fields.
+        let text = toml::to_string(&root).map_err(|e| invalid(e.to_string()))?;
+        TrainConfig::from_toml(&text, &origin)
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a config always serialises")
+    }
+
+    /// Checks every value for sense; the message names the offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [("latent_dim", self.latent_dim), ("epochs", self.epochs), ("batch_size", self.batch_size), ("d_steps", self.d_steps), ("sample_every", self.sample_every)];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        if self.batch_size < 2 {
+            return Err("batch_size must be at least 2 (BatchNorm needs two images)".into());
+        }
+        for (key, lr) in [("lr_g", self.lr_g), ("lr_d", self.lr_d)] {
+            if !(lr.is_finite() && lr > 0.0 && lr < 1.0) {
+                return Err(format!("{key} = {lr} is not a learning rate in (0, 1)"));
+            }
+        }
+        let (b1, b2) = self.betas;
+        if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
+            return Err(format!("betas = ({b1}, {b2}) must both lie in [0, 1)"));
+        }
+        for (key, label) in [("real_label", self.real_label), ("fake_label", self.fake_label)] {
+            if !(0.0..=1.0).contains(&label) {
+                return Err(format!("{key} = {label} must lie in [0, 1]"));
+            }
+        }
+        if !(self.instance_noise.is_finite() && self.instance_noise >= 0.0) {
+            return Err(format!("instance_noise = {} must be a non-negative number", self.instance_noise));
+        }
+        if !(0.0..=180.0).contains(&self.rotation_degrees) {
+            return Err(format!("rotation_degrees = {} must lie in [0, 180]", self.rotation_degrees));
+        }
+        if self.limit == Some(0) {
+            return Err("limit must be at least 1 image".into());
+        }
+        match &self.model {
+            ModelConfig::Mlp(m) => {
+                check_dropout("model.d_dropout", m.d_dropout)?;
+                check_activation(m.g_activation)?;
+                check_activation(m.d_activation)?;
+                if m.g_hidden.contains(&0) || m.d_hidden.contains(&0) {
+                    return Err("hidden layer widths must be at least 1".into());
+                }
+            }
+            ModelConfig::Dcgan(m) => {
+                check_dropout("model.d_dropout", m.d_dropout)?;
+                check_activation(m.g_activation)?;
+                check_activation(m.d_activation)?;
+                if m.g_layers.is_empty() || m.d_layers.is_empty() {
+                    return Err("model.g_layers and model.d_layers need at least one layer each".into());
+                }
+                if let GeneratorStart::Dense { channels: 0, .. } | GeneratorStart::Dense { side: 0, .. } = m.g_start {
+                    return Err("model.g_start needs channels and side of at least 1".into());
+                }
+                for l in m.g_layers.iter().chain(&m.d_layers) {
+                    if l.channels == 0 || l.kernel == 0 || l.stride == 0 {
+                        return Err(format!("layer {l:?}: channels, kernel and stride must be at least 1"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_dropout(key: &str, p: f32) -> Result<(), String> {
+    if (0.0..1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(format!("{key} = {p} must lie in [0, 1)"))
+    }
+}
+
+fn check_activation(a: Activation) -> Result<(), String> {
+    match a {
+        Activation::LeakyRelu(slope) if !(0.0..1.0).contains(&slope) => Err(format!("leaky-relu slope {slope} must lie in [0, 1)")),
+        _ => Ok(()),
+    }
+}

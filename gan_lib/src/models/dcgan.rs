@@ -1,0 +1,144 @@
+//! Convolutional GANs (DCGAN) for 28x28 digits, described layer by layer in the config so
+//! that both classic designs fit: noise reshaped to 1x1 and upsampled by transposed
+//! convolutions (the PyTorch course design), or a dense projection to 7x7x256 first (the
+//! TensorFlow tutorial design).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Linear, VarBuilder};
+
+use super::{batch_norm, Block, Pass};
+use crate::config::{ConvLayer, DcganConfig, GeneratorStart};
+use crate::data::IMAGE_SIDE;
+
+/// Output side of a convolution.
+fn conv_out(side: usize, l: &ConvLayer) -> usize {
+    (side + 2 * l.padding).saturating_sub(l.kernel) / l.stride + 1
+}
+
+/// Output side of a transposed convolution.
+fn conv_transpose_out(side: usize, l: &ConvLayer) -> usize {
+    ((side - 1) * l.stride + l.kernel + l.output_padding).saturating_sub(2 * l.padding)
+}
+
+/// Noise → (dense projection | 1x1 reshape) → transposed convolutions (+ BatchNorm +
+/// activation) → Tanh. Tensors: `start.linear.*`, `start.norm.*`, `layers.{i}.conv.*`,
+/// `layers.{i}.norm.*`.
+#[derive(Clone, Debug)]
+pub struct Generator {
+    start: Option<Block<Linear>>,
+    layers: Vec<Block<ConvTranspose2d>>,
+    config: DcganConfig,
+    pub(crate) latent_dim: usize,
+}
+
+impl Generator {
+    /// Builds the generator of `config` for noise of `latent_dim` values.
+    pub fn new(config: &DcganConfig, latent_dim: usize, vb: VarBuilder) -> Result<Generator> {
+        let (mut channels, mut side, start) = match config.g_start {
+            GeneratorStart::Latent1x1 => (latent_dim, 1, None),
+            GeneratorStart::Dense { channels, side } => {
+                let features = channels * side * side;
+                let vb = vb.pp("start");
+                let linear = candle_nn::linear_b(latent_dim, features, config.g_bias, vb.pp("linear"))?;
+                let norm = batch_norm(features, vb.pp("norm"))?;
+                let params = latent_dim * features + if config.g_bias { features } else { 0 } + 2 * features;
+                (channels, side, Some(Block { layer: linear, norm: Some(norm), params }))
+            }
+        };
+        let mut layers = Vec::new();
+        for (i, l) in config.g_layers.iter().enumerate() {
+            let vb = vb.pp(format!("layers.{i}"));
+            let cfg = ConvTranspose2dConfig { padding: l.padding, output_padding: l.output_padding, stride: l.stride, dilation: 1 };
+            let conv = if config.g_bias {
+                candle_nn::conv_transpose2d(channels, l.channels, l.kernel, cfg, vb.pp("conv"))?
+            } else {
+                candle_nn::conv_transpose2d_no_bias(channels, l.channels, l.kernel, cfg, vb.pp("conv"))?
+            };
+            let norm = if l.batch_norm { Some(batch_norm(l.channels, vb.pp("norm"))?) } else { None };
+            let params = channels * l.channels * l.kernel * l.kernel + if config.g_bias { l.channels } else { 0 } + if l.batch_norm { 2 * l.channels } else { 0 };
+            layers.push(Block { layer: conv, norm, params });
+            channels = l.channels;
+            side = conv_transpose_out(side, l);
+        }
+        if channels != 1 || side != IMAGE_SIDE {
+            candle_core::bail!("the generator's layers end in {channels} channels of {side}x{side}; they must end in 1 channel of 28x28");
+        }
+        Ok(Generator { start, layers, config: config.clone(), latent_dim })
+    }
+
+    /// `(b, latent)` → `(b, 1, 28, 28)` in [-1, 1].
+    pub fn forward_pass(&self, z: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        let b = z.dim(0)?;
+        let mut x = match (&self.start, self.config.g_start) {
+            (Some(block), GeneratorStart::Dense { channels, side }) => {
+                let x = self.config.g_activation.forward(&block.forward(z, pass)?)?;
+                let x = pass.layer("start", block.params, x)?;
+                x.reshape((b, channels, side, side))?
+            }
+            _ => z.reshape((b, self.latent_dim, 1, 1))?,
+        };
+        let last = self.layers.len() - 1;
+        for (i, block) in self.layers.iter().enumerate() {
+            x = block.forward(&x, pass)?;
+            x = if i == last { x.tanh()? } else { self.config.g_activation.forward(&x)? };
+            x = pass.layer(&format!("layers.{i}"), block.params, x)?;
+        }
+        Ok(x)
+    }
+}
+
+/// 28x28 → convolutions (+ BatchNorm + activation + dropout) → a linear logit, or a last
+/// convolution down to one 1x1 logit. Tensors: `layers.{i}.conv.*`, `layers.{i}.norm.*`, `out.*`.
+#[derive(Clone, Debug)]
+pub struct Discriminator {
+    layers: Vec<Block<Conv2d>>,
+    out: Option<Linear>,
+    config: DcganConfig,
+}
+
+impl Discriminator {
+    /// Builds the discriminator of `config`.
+    pub fn new(config: &DcganConfig, vb: VarBuilder) -> Result<Discriminator> {
+        let (mut channels, mut side) = (1, IMAGE_SIDE);
+        let mut layers = Vec::new();
+        for (i, l) in config.d_layers.iter().enumerate() {
+            let vb = vb.pp(format!("layers.{i}"));
+            let cfg = Conv2dConfig { padding: l.padding, stride: l.stride, ..Default::default() };
+            let conv = candle_nn::conv2d(channels, l.channels, l.kernel, cfg, vb.pp("conv"))?;
+            let norm = if l.batch_norm { Some(batch_norm(l.channels, vb.pp("norm"))?) } else { None };
+            let params = (channels * l.kernel * l.kernel + 1) * l.channels + if l.batch_norm { 2 * l.channels } else { 0 };
+            layers.push(Block { layer: conv, norm, params });
+            channels = l.channels;
+            side = conv_out(side, l);
+        }
+        let out = if config.d_linear_head {
+            Some(candle_nn::linear(channels * side * side, 1, vb.pp("out"))?)
+        } else if channels != 1 || side != 1 {
+            candle_core::bail!("without a linear head the discriminator's last layer must give 1 channel of 1x1, not {channels} of {side}x{side}");
+        } else {
+            None
+        };
+        Ok(Discriminator { layers, out, config: config.clone() })
+    }
+
+    /// `(b, 1, 28, 28)` → `(b, 1)` or `(b, 1, 1, 1)` logits.
+    pub fn forward_pass(&self, images: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        let mut x = images.clone();
+        let last = self.layers.len() - 1;
+        for (i, block) in self.layers.iter().enumerate() {
+            x = block.forward(&x, pass)?;
+            if self.out.is_some() || i != last {
+                x = self.config.d_activation.forward(&x)?;
+                x = pass.dropout(&x, self.config.d_dropout)?;
+            }
+            x = pass.layer(&format!("layers.{i}"), block.params, x)?;
+        }
+        match &self.out {
+            Some(out) => {
+                let x = out.forward(&x.flatten_from(1)?)?;
+                pass.layer("out (logit)", out.weight().elem_count() + 1, x)
+            }
+            None => Ok(x),
+        }
+    }
+}
