@@ -114,7 +114,12 @@ struct SampleArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Train(TrainArgs { preset: DEFAULT_PRESET.into(), out: "outputs".into(), device: "cpu".into(), ..Default::default() })) {
+    match cli.command.unwrap_or(Command::Train(TrainArgs {
+        preset: DEFAULT_PRESET.into(),
+        out: "outputs".into(),
+        device: "cpu".into(),
+        ..Default::default()
+    })) {
         Command::Train(args) => train(args),
         Command::Sample(args) => sample(args),
         Command::Presets => {
@@ -148,7 +153,9 @@ fn resolve_config(args: &TrainArgs) -> Result<TrainConfig> {
         }
     }
     for assignment in &args.overrides {
-        let (key, value) = assignment.split_once('=').with_context(|| format!("--set {assignment}: expected KEY=VALUE"))?;
+        let (key, value) = assignment
+            .split_once('=')
+            .with_context(|| format!("--set {assignment}: expected KEY=VALUE"))?;
         config = config.with(key.trim(), value.trim())?;
     }
     Ok(config)
@@ -173,9 +180,19 @@ fn train(args: TrainArgs) -> Result<()> {
     let device = gan_lib::device(&args.device)?;
     let mut trainer = match &args.resume {
         Some(run) => {
-            let dir = if Path::new(run).join("checkpoint.safetensors").exists() { PathBuf::from(run) } else { args.out.join(run) };
-            let trainer = Trainer::resume(&dir, args.epochs, &device).with_context(|| format!("resuming {}", dir.display()))?;
-            println!("Resuming {} after epoch {} (step {})", dir.display(), trainer.epoch, trainer.step);
+            let dir = if Path::new(run).join("checkpoint.safetensors").exists() {
+                PathBuf::from(run)
+            } else {
+                args.out.join(run)
+            };
+            let trainer = Trainer::resume(&dir, args.epochs, &device)
+                .with_context(|| format!("resuming {}", dir.display()))?;
+            println!(
+                "Resuming {} after epoch {} (step {})",
+                dir.display(),
+                trainer.epoch,
+                trainer.step
+            );
             trainer
         }
         None => {
@@ -190,7 +207,11 @@ fn train(args: TrainArgs) -> Result<()> {
     };
     trainer.progress = !args.quiet;
     let config = trainer.gan.config.clone();
-    let data = if args.dry_run { Split::synthetic(4 * config.batch_size, config.seed) } else { load_data(&args)? };
+    let data = if args.dry_run {
+        Split::synthetic(4 * config.batch_size, config.seed)
+    } else {
+        load_data(&args)?
+    };
     let data = match config.limit {
         Some(n) => data.limit(n),
         None => data,
@@ -198,7 +219,13 @@ fn train(args: TrainArgs) -> Result<()> {
     if !args.quiet {
         println!("{}\n", trainer.gan.generator.summary(&device)?);
         println!("{}\n", trainer.gan.discriminator.summary(&device)?);
-        println!("Training {} on {} images for {} epochs, writing to {}", config.name, data.len(), config.epochs, trainer.paths.root.display());
+        println!(
+            "Training {} on {} images for {} epochs, writing to {}",
+            config.name,
+            data.len(),
+            config.epochs,
+            trainer.paths.root.display()
+        );
     }
     trainer.train(&data)?;
     println!("Done: {}", trainer.paths.root.display());
@@ -207,7 +234,8 @@ fn train(args: TrainArgs) -> Result<()> {
 
 /// The shipped generator (trained with the default preset).
 fn shipped_generator() -> PathBuf {
-    gan_lib::find_upwards("data/weights/generator.safetensors").unwrap_or_else(|| PathBuf::from("data/weights/generator.safetensors"))
+    gan_lib::find_upwards("data/weights/generator.safetensors")
+        .unwrap_or_else(|| PathBuf::from("data/weights/generator.safetensors"))
 }
 
 fn sample(args: SampleArgs) -> Result<()> {
@@ -217,14 +245,34 @@ fn sample(args: SampleArgs) -> Result<()> {
     let device = gan_lib::device(&args.device)?;
     let path = args.checkpoint.clone().unwrap_or_else(shipped_generator);
     let (generator, config) = Gan::load_generator(&path, &device)?;
-    let z = rng::randn(&mut rng::seeded(args.seed), (args.n, config.latent_dim), 0.0, 1.0, &device)?;
+    let z = rng::randn(
+        &mut rng::seeded(args.seed),
+        (args.n, config.latent_dim),
+        0.0,
+        1.0,
+        &device,
+    )?;
     let images = generator.forward_pass(&z, &mut Pass::eval())?;
     let pixels = plot::to_bytes(&images)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let png = args.out.join("samples.png");
     plot::upscale(&plot::grid(&pixels, args.nrow, 2), 2).save(&png)?;
     let idx_path = args.out.join("samples-images-idx3-ubyte");
-    idx::write_images(&idx_path, &idx::IdxImages { count: args.n, pixels })?;
-    println!("{} digits from {} ({}): {} and {}", args.n, path.display(), config.name, png.display(), idx_path.display());
+    idx::write_images(
+        &idx_path,
+        &idx::IdxImages {
+            count: args.n,
+            pixels,
+        },
+    )?;
+    println!(
+        "{} digits from {} ({}): {} and {}",
+        args.n,
+        path.display(),
+        config.name,
+        png.display(),
+        idx_path.display()
+    );
     Ok(())
 }

@@ -83,18 +83,41 @@ impl TensorFile {
     /// Reads `path` onto `device`.
     pub fn read(path: impl AsRef<Path>, device: &Device) -> Result<TensorFile, CheckpointError> {
         let path = path.as_ref().to_owned();
-        let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Io { path: path.clone(), source })?;
-        let format = |message: String| CheckpointError::Format { path: path.clone(), message };
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
+        let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let format = |message: String| CheckpointError::Format {
+            path: path.clone(),
+            message,
+        };
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
         let metadata = header.metadata().clone().unwrap_or_default();
-        let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| format(e.to_string()))?;
-        Ok(TensorFile { path, tensors, metadata })
+        let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+            .map_err(|e| format(e.to_string()))?;
+        Ok(TensorFile {
+            path,
+            tensors,
+            metadata,
+        })
     }
 
     /// The config stored with the weights.
     pub fn config(&self) -> Result<TrainConfig, CheckpointError> {
-        let text = self.metadata.get(CONFIG_KEY).ok_or_else(|| CheckpointError::Format { path: self.path.clone(), message: format!("no {CONFIG_KEY} metadata: not written by mnist-gan") })?;
-        TrainConfig::from_toml(text, &self.path.display().to_string()).map_err(|e| CheckpointError::Format { path: self.path.clone(), message: e.to_string() })
+        let text = self
+            .metadata
+            .get(CONFIG_KEY)
+            .ok_or_else(|| CheckpointError::Format {
+                path: self.path.clone(),
+                message: format!("no {CONFIG_KEY} metadata: not written by mnist-gan"),
+            })?;
+        TrainConfig::from_toml(text, &self.path.display().to_string()).map_err(|e| {
+            CheckpointError::Format {
+                path: self.path.clone(),
+                message: e.to_string(),
+            }
+        })
     }
 
     /// Copies the tensors named `prefix<var>` into every variable of `varmap`, checking that
@@ -106,50 +129,113 @@ impl TensorFile {
         for name in &names {
             let tensor = format!("{prefix}{name}");
             let var = &data[*name];
-            let saved = self.tensors.get(&tensor).ok_or_else(|| CheckpointError::Missing { path: self.path.clone(), tensor: tensor.clone() })?;
+            let saved = self
+                .tensors
+                .get(&tensor)
+                .ok_or_else(|| CheckpointError::Missing {
+                    path: self.path.clone(),
+                    tensor: tensor.clone(),
+                })?;
             if saved.dims() != var.dims() {
-                return Err(CheckpointError::Shape { path: self.path.clone(), tensor, expected: var.dims().to_vec(), found: saved.dims().to_vec() });
+                return Err(CheckpointError::Shape {
+                    path: self.path.clone(),
+                    tensor,
+                    expected: var.dims().to_vec(),
+                    found: saved.dims().to_vec(),
+                });
             }
-            let saved = saved.to_dtype(var.dtype()).and_then(|t| t.to_device(var.device()));
-            saved.and_then(|t| var.set(&t)).map_err(|e| CheckpointError::Format { path: self.path.clone(), message: format!("tensor {tensor}: {e}") })?;
+            let saved = saved
+                .to_dtype(var.dtype())
+                .and_then(|t| t.to_device(var.device()));
+            saved
+                .and_then(|t| var.set(&t))
+                .map_err(|e| CheckpointError::Format {
+                    path: self.path.clone(),
+                    message: format!("tensor {tensor}: {e}"),
+                })?;
         }
-        let mut extra: Vec<&String> = self.tensors.keys().filter(|k| k.starts_with(prefix) && !data.contains_key(&k[prefix.len()..])).collect();
+        let mut extra: Vec<&String> = self
+            .tensors
+            .keys()
+            .filter(|k| k.starts_with(prefix) && !data.contains_key(&k[prefix.len()..]))
+            .collect();
         extra.sort();
         match extra.first() {
-            Some(tensor) => Err(CheckpointError::Unexpected { path: self.path.clone(), tensor: (*tensor).clone() }),
+            Some(tensor) => Err(CheckpointError::Unexpected {
+                path: self.path.clone(),
+                tensor: (*tensor).clone(),
+            }),
             None => Ok(()),
         }
     }
 
     /// The tensors whose names start with `prefix`, with the prefix removed.
     pub fn with_prefix(&self, prefix: &str) -> HashMap<String, Tensor> {
-        self.tensors.iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|rest| (rest.to_owned(), v.clone()))).collect()
+        self.tensors
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(prefix)
+                    .map(|rest| (rest.to_owned(), v.clone()))
+            })
+            .collect()
     }
 }
 
 /// The variables of `varmap`, named `prefix<var>`.
 pub fn named_vars(varmap: &VarMap, prefix: &str) -> Vec<(String, Tensor)> {
     let data = varmap.data().lock().expect("varmap lock");
-    data.iter().map(|(name, var)| (format!("{prefix}{name}"), var.as_tensor().clone())).collect()
+    data.iter()
+        .map(|(name, var)| (format!("{prefix}{name}"), var.as_tensor().clone()))
+        .collect()
 }
 
 /// Writes tensors and metadata as a safetensors file, atomically.
-pub fn write_tensors(path: impl AsRef<Path>, mut tensors: Vec<(String, Tensor)>, metadata: HashMap<String, String>) -> Result<(), CheckpointError> {
+pub fn write_tensors(
+    path: impl AsRef<Path>,
+    mut tensors: Vec<(String, Tensor)>,
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
     let path = path.as_ref();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let tensors: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| t.to_device(&Device::Cpu).and_then(|t| t.contiguous()).map(|t| (n, t))).collect::<candle_core::Result<_>>().map_err(|e| CheckpointError::Format { path: path.to_owned(), message: e.to_string() })?;
-    let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(|e| CheckpointError::Format { path: path.to_owned(), message: e.to_string() })?;
+    let tensors: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(n, t)| {
+            t.to_device(&Device::Cpu)
+                .and_then(|t| t.contiguous())
+                .map(|t| (n, t))
+        })
+        .collect::<candle_core::Result<_>>()
+        .map_err(|e| CheckpointError::Format {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    let bytes =
+        safetensors::serialize(tensors, Some(metadata)).map_err(|e| CheckpointError::Format {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
     write_atomic(path, &bytes)
 }
 
 /// Saves one network's weights with the run's config in the metadata.
-pub fn save_weights(path: impl AsRef<Path>, varmap: &VarMap, config: &TrainConfig) -> Result<(), CheckpointError> {
-    write_tensors(path, named_vars(varmap, ""), HashMap::from([(CONFIG_KEY.to_owned(), config.to_toml())]))
+pub fn save_weights(
+    path: impl AsRef<Path>,
+    varmap: &VarMap,
+    config: &TrainConfig,
+) -> Result<(), CheckpointError> {
+    write_tensors(
+        path,
+        named_vars(varmap, ""),
+        HashMap::from([(CONFIG_KEY.to_owned(), config.to_toml())]),
+    )
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io { path: path.to_owned(), source };
+    let io = |source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -157,6 +243,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
     let mut file = std::fs::File::create(&temporary).map_err(io)?;
-    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(io)?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(io)?;
     std::fs::rename(&temporary, path).map_err(io)
 }

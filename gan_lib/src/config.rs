@@ -206,8 +206,14 @@ pub enum ConfigError {
 pub const PRESETS: [(&str, &str); 6] = [
     ("quick-mlp", include_str!("../../configs/quick-mlp.toml")),
     ("fc-gan-64", include_str!("../../configs/fc-gan-64.toml")),
-    ("dcgan-course", include_str!("../../configs/dcgan-course.toml")),
-    ("mlp-smoothing", include_str!("../../configs/mlp-smoothing.toml")),
+    (
+        "dcgan-course",
+        include_str!("../../configs/dcgan-course.toml"),
+    ),
+    (
+        "mlp-smoothing",
+        include_str!("../../configs/mlp-smoothing.toml"),
+    ),
     ("dcgan-tf", include_str!("../../configs/dcgan-tf.toml")),
     ("fc-gan-100", include_str!("../../configs/fc-gan-100.toml")),
 ];
@@ -218,21 +224,36 @@ pub const DEFAULT_PRESET: &str = PRESETS[0].0;
 impl TrainConfig {
     /// The preset called `name`.
     pub fn preset(name: &str) -> Result<TrainConfig, ConfigError> {
-        let (_, text) = PRESETS.iter().find(|(n, _)| *n == name).ok_or_else(|| ConfigError::UnknownPreset { name: name.to_owned() })?;
+        let (_, text) =
+            PRESETS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| ConfigError::UnknownPreset {
+                    name: name.to_owned(),
+                })?;
         TrainConfig::from_toml(text, &format!("preset {name}"))
     }
 
     /// Reads and validates a TOML config file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<TrainConfig, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         TrainConfig::from_toml(&text, &path.display().to_string())
     }
 
     /// Parses and validates TOML; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<TrainConfig, ConfigError> {
-        let config: TrainConfig = toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_owned(), message: e.to_string() })?;
-        config.validate().map_err(|message| ConfigError::Invalid { path: origin.to_owned(), message })?;
+        let config: TrainConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: origin.to_owned(),
+            message,
+        })?;
         Ok(config)
     }
 
@@ -241,13 +262,22 @@ impl TrainConfig {
     /// taken as a string). The result is validated.
     pub fn with(&self, key: &str, value: &str) -> Result<TrainConfig, ConfigError> {
         let origin = format!("setting {key}={value}");
-        let invalid = |message: String| ConfigError::Invalid { path: origin.clone(), message };
-        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}")).ok().and_then(|mut t| t.remove("v")).unwrap_or_else(|| toml::Value::String(value.to_owned()));
+        let invalid = |message: String| ConfigError::Invalid {
+            path: origin.clone(),
+            message,
+        };
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_owned()));
         let mut root = toml::Value::try_from(self).map_err(|e| invalid(e.to_string()))?;
         let mut table = root.as_table_mut().expect("a config is a table");
         let parts: Vec<&str> = key.split('.').collect();
         for part in &parts[..parts.len() - 1] {
-            table = table.get_mut(*part).and_then(|v| v.as_table_mut()).ok_or_else(|| invalid(format!("the config has no table {part:?}")))?;
+            table = table
+                .get_mut(*part)
+                .and_then(|v| v.as_table_mut())
+                .ok_or_else(|| invalid(format!("the config has no table {part:?}")))?;
         }
         table.insert(parts[parts.len() - 1].to_owned(), parsed);
         // Unknown keys are caught here: every config table denies unknown fields.
@@ -262,7 +292,13 @@ impl TrainConfig {
 
     /// Checks every value for sense; the message names the offending key.
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [("latent_dim", self.latent_dim), ("epochs", self.epochs), ("batch_size", self.batch_size), ("d_steps", self.d_steps), ("sample_every", self.sample_every)];
+        let positive = [
+            ("latent_dim", self.latent_dim),
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("d_steps", self.d_steps),
+            ("sample_every", self.sample_every),
+        ];
         for (key, value) in positive {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
@@ -280,16 +316,25 @@ impl TrainConfig {
         if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
             return Err(format!("betas = ({b1}, {b2}) must both lie in [0, 1)"));
         }
-        for (key, label) in [("real_label", self.real_label), ("fake_label", self.fake_label)] {
+        for (key, label) in [
+            ("real_label", self.real_label),
+            ("fake_label", self.fake_label),
+        ] {
             if !(0.0..=1.0).contains(&label) {
                 return Err(format!("{key} = {label} must lie in [0, 1]"));
             }
         }
         if !(self.instance_noise.is_finite() && self.instance_noise >= 0.0) {
-            return Err(format!("instance_noise = {} must be a non-negative number", self.instance_noise));
+            return Err(format!(
+                "instance_noise = {} must be a non-negative number",
+                self.instance_noise
+            ));
         }
         if !(0.0..=180.0).contains(&self.rotation_degrees) {
-            return Err(format!("rotation_degrees = {} must lie in [0, 180]", self.rotation_degrees));
+            return Err(format!(
+                "rotation_degrees = {} must lie in [0, 180]",
+                self.rotation_degrees
+            ));
         }
         if self.limit == Some(0) {
             return Err("limit must be at least 1 image".into());
@@ -308,14 +353,20 @@ impl TrainConfig {
                 check_activation(m.g_activation)?;
                 check_activation(m.d_activation)?;
                 if m.g_layers.is_empty() || m.d_layers.is_empty() {
-                    return Err("model.g_layers and model.d_layers need at least one layer each".into());
+                    return Err(
+                        "model.g_layers and model.d_layers need at least one layer each".into(),
+                    );
                 }
-                if let GeneratorStart::Dense { channels: 0, .. } | GeneratorStart::Dense { side: 0, .. } = m.g_start {
+                if let GeneratorStart::Dense { channels: 0, .. }
+                | GeneratorStart::Dense { side: 0, .. } = m.g_start
+                {
                     return Err("model.g_start needs channels and side of at least 1".into());
                 }
                 for l in m.g_layers.iter().chain(&m.d_layers) {
                     if l.channels == 0 || l.kernel == 0 || l.stride == 0 {
-                        return Err(format!("layer {l:?}: channels, kernel and stride must be at least 1"));
+                        return Err(format!(
+                            "layer {l:?}: channels, kernel and stride must be at least 1"
+                        ));
                     }
                 }
             }
@@ -334,7 +385,9 @@ fn check_dropout(key: &str, p: f32) -> Result<(), String> {
 
 fn check_activation(a: Activation) -> Result<(), String> {
     match a {
-        Activation::LeakyRelu(slope) if !(0.0..1.0).contains(&slope) => Err(format!("leaky-relu slope {slope} must lie in [0, 1)")),
+        Activation::LeakyRelu(slope) if !(0.0..1.0).contains(&slope) => {
+            Err(format!("leaky-relu slope {slope} must lie in [0, 1)"))
+        }
         _ => Ok(()),
     }
 }

@@ -19,7 +19,10 @@ use std::path::PathBuf;
 /// This is how the tools and notebooks find `data/` wherever they are started inside the repo.
 pub fn find_upwards(relative: &str) -> Option<PathBuf> {
     let start = std::env::current_dir().ok()?;
-    start.ancestors().map(|dir| dir.join(relative)).find(|candidate| candidate.exists())
+    start
+        .ancestors()
+        .map(|dir| dir.join(relative))
+        .find(|candidate| candidate.exists())
 }
 
 /// The compute device for a name: `cpu`, `cuda`, `metal`, or `auto` (a GPU when the crate

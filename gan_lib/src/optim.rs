@@ -30,12 +30,25 @@ impl Adam {
     /// which get no gradient, are left out).
     pub fn new(varmap: &VarMap, lr: f64, (beta1, beta2): (f64, f64)) -> Result<Adam> {
         let data = varmap.data().lock().expect("varmap lock");
-        let mut vars: Vec<(String, Var)> = data.iter().filter(|(n, _)| !n.contains("running_")).map(|(n, v)| (n.clone(), v.clone())).collect();
+        let mut vars: Vec<(String, Var)> = data
+            .iter()
+            .filter(|(n, _)| !n.contains("running_"))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let zeros = |v: &Var| v.as_tensor().zeros_like();
         let first_moments = vars.iter().map(|(_, v)| zeros(v)).collect::<Result<_>>()?;
         let second_moments = vars.iter().map(|(_, v)| zeros(v)).collect::<Result<_>>()?;
-        Ok(Adam { vars, first_moments, second_moments, step: 0, lr, beta1, beta2, eps: 1e-8 })
+        Ok(Adam {
+            vars,
+            first_moments,
+            second_moments,
+            step: 0,
+            lr,
+            beta1,
+            beta2,
+            eps: 1e-8,
+        })
     }
 
     /// One update from the gradients in `grads`; variables without a gradient are untouched.
@@ -46,9 +59,12 @@ impl Adam {
         let bias2 = 1.0 - self.beta2.powi(t);
         let step_size = self.lr / bias1;
         for (i, (_, var)) in self.vars.iter().enumerate() {
-            let Some(grad) = grads.get(var.as_tensor()) else { continue };
+            let Some(grad) = grads.get(var.as_tensor()) else {
+                continue;
+            };
             let m = ((&self.first_moments[i] * self.beta1)? + (grad * (1.0 - self.beta1))?)?;
-            let v = ((&self.second_moments[i] * self.beta2)? + (grad.sqr()? * (1.0 - self.beta2))?)?;
+            let v =
+                ((&self.second_moments[i] * self.beta2)? + (grad.sqr()? * (1.0 - self.beta2))?)?;
             let denominator = ((&v / bias2)?.sqrt()? + self.eps)?;
             let update = ((&m / &denominator)? * step_size)?;
             var.set(&var.as_tensor().sub(&update)?)?;
@@ -69,13 +85,26 @@ impl Adam {
     }
 
     /// Restores moments saved by [`Adam::state`]; a missing or misshapen one is an error.
-    pub fn load_state(&mut self, state: &HashMap<String, Tensor>, step: u64) -> std::result::Result<(), String> {
+    pub fn load_state(
+        &mut self,
+        state: &HashMap<String, Tensor>,
+        step: u64,
+    ) -> std::result::Result<(), String> {
         for (i, (name, var)) in self.vars.iter().enumerate() {
-            for (prefix, slot) in [("m", &mut self.first_moments[i]), ("v", &mut self.second_moments[i])] {
+            for (prefix, slot) in [
+                ("m", &mut self.first_moments[i]),
+                ("v", &mut self.second_moments[i]),
+            ] {
                 let key = format!("{prefix}.{name}");
-                let saved = state.get(&key).ok_or_else(|| format!("optimiser state {key} is missing"))?;
+                let saved = state
+                    .get(&key)
+                    .ok_or_else(|| format!("optimiser state {key} is missing"))?;
                 if saved.dims() != var.dims() {
-                    return Err(format!("optimiser state {key} has shape {:?}, expected {:?}", saved.dims(), var.dims()));
+                    return Err(format!(
+                        "optimiser state {key} has shape {:?}, expected {:?}",
+                        saved.dims(),
+                        var.dims()
+                    ));
                 }
                 *slot = saved.to_device(var.device()).map_err(|e| e.to_string())?;
             }
@@ -95,13 +124,18 @@ mod tests {
     fn first_step_moves_by_lr_against_the_gradient() {
         let varmap = VarMap::new();
         let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let w = vb.get_with_hints(3, "w", candle_nn::Init::Const(1.0)).unwrap();
+        let w = vb
+            .get_with_hints(3, "w", candle_nn::Init::Const(1.0))
+            .unwrap();
         let mut adam = Adam::new(&varmap, 0.1, (0.9, 0.999)).unwrap();
         let target = Tensor::new(&[2f32, 0.0, 1.0], &Device::Cpu).unwrap();
         let loss = (&w - &target).unwrap().sqr().unwrap().sum_all().unwrap();
         adam.step(&loss.backward().unwrap()).unwrap();
         let after = w.to_vec1::<f32>().unwrap();
-        assert!((after[0] - 1.1).abs() < 1e-5 && (after[1] - 0.9).abs() < 1e-5, "{after:?}");
+        assert!(
+            (after[0] - 1.1).abs() < 1e-5 && (after[1] - 0.9).abs() < 1e-5,
+            "{after:?}"
+        );
         // Zero gradient: no move (m = 0).
         assert!((after[2] - 1.0).abs() < 1e-6, "{after:?}");
     }

@@ -56,7 +56,9 @@ pub struct Picture {
 impl Picture {
     /// A blank (white) picture.
     pub fn blank(width: u32, height: u32) -> Picture {
-        Picture { image: image::RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255])) }
+        Picture {
+            image: image::RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255])),
+        }
     }
 
     /// Width and height in pixels.
@@ -67,14 +69,19 @@ impl Picture {
     /// Encodes as PNG.
     pub fn png_bytes(&self) -> Vec<u8> {
         let mut out = std::io::Cursor::new(Vec::new());
-        self.image.write_to(&mut out, image::ImageFormat::Png).expect("PNG encoding into memory cannot fail");
+        self.image
+            .write_to(&mut out, image::ImageFormat::Png)
+            .expect("PNG encoding into memory cannot fail");
         out.into_inner()
     }
 
     /// Writes a PNG file (creating its folder).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), PlotError> {
         let path = path.as_ref();
-        let write_error = |message: String| PlotError::Write { path: path.to_owned(), message };
+        let write_error = |message: String| PlotError::Write {
+            path: path.to_owned(),
+            message,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| write_error(e.to_string()))?;
         }
@@ -83,13 +90,18 @@ impl Picture {
 
     /// Shows the picture inline in an evcxr (Rust Jupyter kernel) notebook.
     pub fn evcxr_display(&self) {
-        println!("EVCXR_BEGIN_CONTENT image/png\n{}\nEVCXR_END_CONTENT", base64(&self.png_bytes()));
+        println!(
+            "EVCXR_BEGIN_CONTENT image/png\n{}\nEVCXR_END_CONTENT",
+            base64(&self.png_bytes())
+        );
     }
 
     /// Draws with plotters on this picture.
     pub fn draw<F>(&mut self, draw: F) -> Result<(), PlotError>
     where
-        F: FnOnce(DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<(), Box<dyn std::error::Error + '_>>,
+        F: FnOnce(
+            DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+        ) -> Result<(), Box<dyn std::error::Error + '_>>,
     {
         register_font();
         let (w, h) = self.size();
@@ -105,7 +117,9 @@ fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(TABLE[(n >> (18 - 6 * i)) as usize & 63] as char);
@@ -119,8 +133,14 @@ fn base64(bytes: &[u8]) -> String {
 
 /// Turns `(n, 1, 28, 28)` images in [-1, 1] into bytes (0 black, 255 white).
 pub fn to_bytes(images: &Tensor) -> Result<Vec<u8>, PlotError> {
-    let values = images.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-    Ok(values.iter().map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8).collect())
+    let values = images
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1::<f32>()?;
+    Ok(values
+        .iter()
+        .map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8)
+        .collect())
 }
 
 /// Lays out 28x28 digits (bytes, image after image) in rows of `nrow`, with `padding`
@@ -130,11 +150,20 @@ pub fn grid(pixels: &[u8], nrow: usize, padding: u32) -> Picture {
     let nrow = nrow.max(1);
     let rows = count.div_ceil(nrow).max(1) as u32;
     let cell = IMAGE_SIDE as u32 + padding;
-    let mut picture = Picture { image: image::RgbImage::new(nrow as u32 * cell + padding, rows * cell + padding) };
+    let mut picture = Picture {
+        image: image::RgbImage::new(nrow as u32 * cell + padding, rows * cell + padding),
+    };
     for (i, digit) in pixels.chunks_exact(IMAGE_PIXELS).enumerate() {
-        let (x0, y0) = ((i % nrow) as u32 * cell + padding, (i / nrow) as u32 * cell + padding);
+        let (x0, y0) = (
+            (i % nrow) as u32 * cell + padding,
+            (i / nrow) as u32 * cell + padding,
+        );
         for (p, &v) in digit.iter().enumerate() {
-            picture.image.put_pixel(x0 + (p % IMAGE_SIDE) as u32, y0 + (p / IMAGE_SIDE) as u32, image::Rgb([v, v, v]));
+            picture.image.put_pixel(
+                x0 + (p % IMAGE_SIDE) as u32,
+                y0 + (p / IMAGE_SIDE) as u32,
+                image::Rgb([v, v, v]),
+            );
         }
     }
     picture
@@ -152,7 +181,14 @@ pub fn upscale(picture: &Picture, scale: u32) -> Picture {
         return picture.clone();
     }
     let (w, h) = picture.size();
-    Picture { image: image::imageops::resize(&picture.image, w * scale, h * scale, image::imageops::FilterType::Nearest) }
+    Picture {
+        image: image::imageops::resize(
+            &picture.image,
+            w * scale,
+            h * scale,
+            image::imageops::FilterType::Nearest,
+        ),
+    }
 }
 
 /// One point of a loss curve.
@@ -171,10 +207,23 @@ pub struct LossPoint {
 pub fn loss_curves(points: &[LossPoint], title: &str) -> Result<Picture, PlotError> {
     let mut picture = Picture::blank(900, 500);
     let last_step = points.last().map_or(1, |p| p.step.max(1));
-    let max_loss = points.iter().flat_map(|p| [p.d_loss, p.g_loss]).filter(|v| v.is_finite()).fold(1.0f32, f32::max) * 1.05;
+    let max_loss = points
+        .iter()
+        .flat_map(|p| [p.d_loss, p.g_loss])
+        .filter(|v| v.is_finite())
+        .fold(1.0f32, f32::max)
+        * 1.05;
     let window = (points.len() / 100).max(1);
     let smooth = |values: Vec<(u64, f32)>| -> Vec<(u64, f32)> {
-        values.windows(window).map(|w| (w[w.len() - 1].0, w.iter().map(|p| p.1).sum::<f32>() / w.len() as f32)).collect()
+        values
+            .windows(window)
+            .map(|w| {
+                (
+                    w[w.len() - 1].0,
+                    w.iter().map(|p| p.1).sum::<f32>() / w.len() as f32,
+                )
+            })
+            .collect()
     };
     picture.draw(|root| {
         root.fill(&WHITE)?;
@@ -184,13 +233,41 @@ pub fn loss_curves(points: &[LossPoint], title: &str) -> Result<Picture, PlotErr
             .x_label_area_size(40)
             .y_label_area_size(50)
             .build_cartesian_2d(0u64..last_step, 0f32..max_loss)?;
-        chart.configure_mesh().x_desc("step").y_desc("loss").light_line_style(WHITE.mix(0.0)).draw()?;
-        let series = [("D loss", RGBColor(31, 119, 180), points.iter().map(|p| (p.step, p.d_loss)).collect::<Vec<_>>()), ("G loss", RGBColor(255, 127, 14), points.iter().map(|p| (p.step, p.g_loss)).collect())];
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("loss")
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        let series = [
+            (
+                "D loss",
+                RGBColor(31, 119, 180),
+                points
+                    .iter()
+                    .map(|p| (p.step, p.d_loss))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "G loss",
+                RGBColor(255, 127, 14),
+                points.iter().map(|p| (p.step, p.g_loss)).collect(),
+            ),
+        ];
         for (name, color, raw) in series {
             chart.draw_series(LineSeries::new(raw.clone(), color.mix(0.2)))?;
-            chart.draw_series(LineSeries::new(smooth(raw), color.stroke_width(2)))?.label(name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart
+                .draw_series(LineSeries::new(smooth(raw), color.stroke_width(2)))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         Ok(())
     })?;
     Ok(picture)
@@ -219,10 +296,20 @@ mod tests {
 
     #[test]
     fn loss_chart_draws_text_and_lines() {
-        let points: Vec<LossPoint> = (0..500).map(|i| LossPoint { step: i, d_loss: 1.0 + (i as f32 * 0.1).sin() * 0.2, g_loss: 0.8 }).collect();
+        let points: Vec<LossPoint> = (0..500)
+            .map(|i| LossPoint {
+                step: i,
+                d_loss: 1.0 + (i as f32 * 0.1).sin() * 0.2,
+                g_loss: 0.8,
+            })
+            .collect();
         let picture = loss_curves(&points, "Losses").unwrap();
         assert_eq!(picture.size(), (900, 500));
-        let coloured = picture.image.pixels().filter(|p| p.0[0] != p.0[1] || p.0[1] != p.0[2]).count();
+        let coloured = picture
+            .image
+            .pixels()
+            .filter(|p| p.0[0] != p.0[1] || p.0[1] != p.0[2])
+            .count();
         assert!(coloured > 1000, "only {coloured} coloured pixels");
     }
 }

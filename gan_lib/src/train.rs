@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, CheckpointError, TensorFile, STATE_KEY};
 use crate::config::{ModelConfig, TrainConfig};
 use crate::data::{BatchOptions, PixelRange, Split};
-use crate::models::{bce_with_logits, init_weights, sigmoid, Discriminator, Generator, InitScheme, Pass};
+use crate::models::{
+    bce_with_logits, init_weights, sigmoid, Discriminator, Generator, InitScheme, Pass,
+};
 use crate::optim::Adam;
 use crate::plot::{self, LossPoint, Picture};
 use crate::rng::{self, Rng};
@@ -93,25 +95,54 @@ impl Gan {
     /// Builds both networks and draws their weights from `rng`.
     pub fn new(config: &TrainConfig, device: &Device, rng: &mut Rng) -> candle_core::Result<Gan> {
         let (g_vars, d_vars) = (VarMap::new(), VarMap::new());
-        let generator = Generator::new(&config.model, config.latent_dim, VarBuilder::from_varmap(&g_vars, DType::F32, device))?;
-        let discriminator = Discriminator::new(&config.model, VarBuilder::from_varmap(&d_vars, DType::F32, device))?;
+        let generator = Generator::new(
+            &config.model,
+            config.latent_dim,
+            VarBuilder::from_varmap(&g_vars, DType::F32, device),
+        )?;
+        let discriminator = Discriminator::new(
+            &config.model,
+            VarBuilder::from_varmap(&d_vars, DType::F32, device),
+        )?;
         let scheme = match &config.model {
             ModelConfig::Dcgan(c) => c.init,
             ModelConfig::Mlp(_) => InitScheme::Default,
         };
         init_weights(&g_vars, scheme, rng)?;
         init_weights(&d_vars, scheme, rng)?;
-        Ok(Gan { config: config.clone(), generator, discriminator, g_vars, d_vars, device: device.clone() })
+        Ok(Gan {
+            config: config.clone(),
+            generator,
+            discriminator,
+            g_vars,
+            d_vars,
+            device: device.clone(),
+        })
     }
 
     /// Loads a generator saved by training (`generator.safetensors`, or a checkpoint); the
     /// architecture comes from the config stored in the file.
-    pub fn load_generator(path: impl AsRef<Path>, device: &Device) -> Result<(Generator, TrainConfig), CheckpointError> {
+    pub fn load_generator(
+        path: impl AsRef<Path>,
+        device: &Device,
+    ) -> Result<(Generator, TrainConfig), CheckpointError> {
         let file = TensorFile::read(path, device)?;
         let config = file.config()?;
         let vars = VarMap::new();
-        let generator = Generator::new(&config.model, config.latent_dim, VarBuilder::from_varmap(&vars, DType::F32, device)).map_err(|e| CheckpointError::Format { path: file.path.clone(), message: e.to_string() })?;
-        let prefix = if file.metadata.contains_key(STATE_KEY) { "g." } else { "" };
+        let generator = Generator::new(
+            &config.model,
+            config.latent_dim,
+            VarBuilder::from_varmap(&vars, DType::F32, device),
+        )
+        .map_err(|e| CheckpointError::Format {
+            path: file.path.clone(),
+            message: e.to_string(),
+        })?;
+        let prefix = if file.metadata.contains_key(STATE_KEY) {
+            "g."
+        } else {
+            ""
+        };
         file.load_into(&vars, prefix)?;
         Ok((generator, config))
     }
@@ -149,7 +180,9 @@ impl RunPaths {
     }
     /// Sample grid of an epoch (1-based).
     pub fn samples(&self, epoch: usize) -> PathBuf {
-        self.root.join("images").join(format!("epoch_{epoch:04}.png"))
+        self.root
+            .join("images")
+            .join(format!("epoch_{epoch:04}.png"))
     }
     /// Per-step losses.
     pub fn losses_csv(&self) -> PathBuf {
@@ -222,8 +255,14 @@ pub struct Trainer {
 
 impl Trainer {
     /// Starts a fresh run in `run_dir` (created; its config written there).
-    pub fn new(config: &TrainConfig, run_dir: impl Into<PathBuf>, device: &Device) -> Result<Trainer, TrainError> {
-        let paths = RunPaths { root: run_dir.into() };
+    pub fn new(
+        config: &TrainConfig,
+        run_dir: impl Into<PathBuf>,
+        device: &Device,
+    ) -> Result<Trainer, TrainError> {
+        let paths = RunPaths {
+            root: run_dir.into(),
+        };
         let mut init_rng = rng::seeded(config.seed);
         let gan = Gan::new(config, device, &mut init_rng)?;
         let fixed_noise = gan.noise(64, &mut rng::seeded(config.seed ^ 0xF1C5ED))?;
@@ -240,29 +279,62 @@ impl Trainer {
             paths,
             progress: true,
         };
-        std::fs::create_dir_all(&trainer.paths.root).map_err(|source| TrainError::Io { path: trainer.paths.root.clone(), source })?;
+        std::fs::create_dir_all(&trainer.paths.root).map_err(|source| TrainError::Io {
+            path: trainer.paths.root.clone(),
+            source,
+        })?;
         write_file(&trainer.paths.config(), config.to_toml().as_bytes())?;
         Ok(trainer)
     }
 
     /// Continues the run in `run_dir` from its last checkpoint, with the config saved there
     /// (its `epochs` replaced by `epochs` when given, to train longer).
-    pub fn resume(run_dir: impl Into<PathBuf>, epochs: Option<usize>, device: &Device) -> Result<Trainer, TrainError> {
-        let paths = RunPaths { root: run_dir.into() };
+    pub fn resume(
+        run_dir: impl Into<PathBuf>,
+        epochs: Option<usize>,
+        device: &Device,
+    ) -> Result<Trainer, TrainError> {
+        let paths = RunPaths {
+            root: run_dir.into(),
+        };
         let file = TensorFile::read(paths.checkpoint(), device)?;
         let mut config = file.config()?;
         if let Some(epochs) = epochs {
             config.epochs = epochs;
         }
         let mut trainer = Trainer::new(&config, paths.root.clone(), device)?;
-        let state_text = file.metadata.get(STATE_KEY).ok_or_else(|| CheckpointError::Format { path: file.path.clone(), message: "no training state: not a checkpoint".into() })?;
-        let state: SavedState = serde_json::from_str(state_text).map_err(|e| CheckpointError::Format { path: file.path.clone(), message: format!("training state: {e}") })?;
+        let state_text = file
+            .metadata
+            .get(STATE_KEY)
+            .ok_or_else(|| CheckpointError::Format {
+                path: file.path.clone(),
+                message: "no training state: not a checkpoint".into(),
+            })?;
+        let state: SavedState =
+            serde_json::from_str(state_text).map_err(|e| CheckpointError::Format {
+                path: file.path.clone(),
+                message: format!("training state: {e}"),
+            })?;
         file.load_into(&trainer.gan.g_vars, "g.")?;
         file.load_into(&trainer.gan.d_vars, "d.")?;
-        let adam_error = |message| CheckpointError::Format { path: file.path.clone(), message };
-        trainer.g_adam.load_state(&file.with_prefix("g_adam."), state.g_adam_step).map_err(adam_error)?;
-        trainer.d_adam.load_state(&file.with_prefix("d_adam."), state.d_adam_step).map_err(adam_error)?;
-        (trainer.epoch, trainer.step, trainer.data_rng, trainer.noise_rng) = (state.epoch, state.step, state.data_rng, state.noise_rng);
+        let adam_error = |message| CheckpointError::Format {
+            path: file.path.clone(),
+            message,
+        };
+        trainer
+            .g_adam
+            .load_state(&file.with_prefix("g_adam."), state.g_adam_step)
+            .map_err(adam_error)?;
+        trainer
+            .d_adam
+            .load_state(&file.with_prefix("d_adam."), state.d_adam_step)
+            .map_err(adam_error)?;
+        (
+            trainer.epoch,
+            trainer.step,
+            trainer.data_rng,
+            trainer.noise_rng,
+        ) = (state.epoch, state.step, state.data_rng, state.noise_rng);
         trainer.history = read_losses(&paths.losses_csv(), state.step)?;
         write_losses(&paths.losses_csv(), &trainer.history)?;
         Ok(trainer)
@@ -271,22 +343,34 @@ impl Trainer {
     /// One step: `d_steps` discriminator updates on real images and detached fakes, then one
     /// generator update with the non-saturating loss −log D(G(z)).
     pub fn train_step(&mut self, real: &Tensor) -> Result<StepStats, TrainError> {
-        let (d_steps, real_label, fake_label) = (self.gan.config.d_steps, self.gan.config.real_label, self.gan.config.fake_label);
+        let (d_steps, real_label, fake_label) = (
+            self.gan.config.d_steps,
+            self.gan.config.real_label,
+            self.gan.config.fake_label,
+        );
         let batch = real.dim(0)?;
         let mut stats = StepStats::default();
         for _ in 0..d_steps {
             let z = self.gan.noise(batch, &mut self.noise_rng)?;
-            let fake = self.gan.generator.forward_pass(&z, &mut Pass::train(&mut self.noise_rng))?.detach();
+            let fake = self
+                .gan
+                .generator
+                .forward_pass(&z, &mut Pass::train(&mut self.noise_rng))?
+                .detach();
             let real_logits = self.discriminate(real)?;
             let fake_logits = self.discriminate(&fake)?;
-            let d_loss = (bce_with_logits(&real_logits, real_label)? + bce_with_logits(&fake_logits, fake_label)?)?;
+            let d_loss = (bce_with_logits(&real_logits, real_label)?
+                + bce_with_logits(&fake_logits, fake_label)?)?;
             self.d_adam.step(&d_loss.backward()?)?;
             stats.d_loss = self.finite("D loss", d_loss.to_scalar::<f32>()?)?;
             stats.d_real = sigmoid(&real_logits)?.mean_all()?.to_scalar::<f32>()?;
             stats.d_fake = sigmoid(&fake_logits)?.mean_all()?.to_scalar::<f32>()?;
         }
         let z = self.gan.noise(batch, &mut self.noise_rng)?;
-        let fake = self.gan.generator.forward_pass(&z, &mut Pass::train(&mut self.noise_rng))?;
+        let fake = self
+            .gan
+            .generator
+            .forward_pass(&z, &mut Pass::train(&mut self.noise_rng))?;
         let g_loss = bce_with_logits(&self.discriminate(&fake)?, 1.0)?;
         // The gradients reach D's variables too; only G's optimiser applies them.
         self.g_adam.step(&g_loss.backward()?)?;
@@ -298,15 +382,35 @@ impl Trainer {
     /// D's logits for `images`, with instance noise when configured.
     fn discriminate(&mut self, images: &Tensor) -> Result<Tensor, TrainError> {
         let sigma = self.gan.config.instance_noise;
-        let images = if sigma > 0.0 { (images + rng::randn(&mut self.noise_rng, images.shape(), 0.0, sigma, images.device())?)? } else { images.clone() };
-        Ok(self.gan.discriminator.forward_pass(&images, &mut Pass::train(&mut self.noise_rng))?)
+        let images = if sigma > 0.0 {
+            (images
+                + rng::randn(
+                    &mut self.noise_rng,
+                    images.shape(),
+                    0.0,
+                    sigma,
+                    images.device(),
+                )?)?
+        } else {
+            images.clone()
+        };
+        Ok(self
+            .gan
+            .discriminator
+            .forward_pass(&images, &mut Pass::train(&mut self.noise_rng))?)
     }
 
     fn finite(&self, what: &'static str, value: f32) -> Result<f32, TrainError> {
         if value.is_finite() {
             Ok(value)
         } else {
-            Err(TrainError::NonFinite { what, value, epoch: self.epoch + 1, step: self.step + 1, last_good: self.epoch })
+            Err(TrainError::NonFinite {
+                what,
+                value,
+                epoch: self.epoch + 1,
+                step: self.step + 1,
+                last_good: self.epoch,
+            })
         }
     }
 
@@ -314,7 +418,13 @@ impl Trainer {
     /// after the last), the loss CSV and curves, and a checkpoint.
     pub fn train_epoch(&mut self, data: &Split) -> Result<EpochReport, TrainError> {
         let config = self.gan.config.clone();
-        let options = BatchOptions { batch_size: config.batch_size, range: PixelRange::Symmetric, shuffle: true, drop_last: true, rotation_degrees: config.rotation_degrees };
+        let options = BatchOptions {
+            batch_size: config.batch_size,
+            range: PixelRange::Symmetric,
+            shuffle: true,
+            drop_last: true,
+            rotation_degrees: config.rotation_degrees,
+        };
         let device = self.gan.device.clone();
         let mut data_rng = self.data_rng.clone();
         let batches = data.batches(&options, &mut data_rng, &device);
@@ -323,19 +433,39 @@ impl Trainer {
         let mut sum = StepStats::default();
         for batch in batches {
             let stats = self.train_step(&batch?.images)?;
-            self.history.push(LossPoint { step: self.step, d_loss: stats.d_loss, g_loss: stats.g_loss });
-            for (total, value) in [(&mut sum.d_loss, stats.d_loss), (&mut sum.g_loss, stats.g_loss), (&mut sum.d_real, stats.d_real), (&mut sum.d_fake, stats.d_fake)] {
+            self.history.push(LossPoint {
+                step: self.step,
+                d_loss: stats.d_loss,
+                g_loss: stats.g_loss,
+            });
+            for (total, value) in [
+                (&mut sum.d_loss, stats.d_loss),
+                (&mut sum.g_loss, stats.g_loss),
+                (&mut sum.d_real, stats.d_real),
+                (&mut sum.d_fake, stats.d_fake),
+            ] {
                 *total += value;
             }
             let n = (self.history.len() - first_step) as f32;
-            bar.set_message(format!("D {:.3}  G {:.3}  D(x) {:.2}  D(G(z)) {:.2}", sum.d_loss / n, sum.g_loss / n, sum.d_real / n, sum.d_fake / n));
+            bar.set_message(format!(
+                "D {:.3}  G {:.3}  D(x) {:.2}  D(G(z)) {:.2}",
+                sum.d_loss / n,
+                sum.g_loss / n,
+                sum.d_real / n,
+                sum.d_fake / n
+            ));
             bar.inc(1);
         }
         bar.finish_and_clear();
         self.data_rng = data_rng;
         self.epoch += 1;
         let steps = (self.history.len() - first_step).max(1) as f32;
-        let mean = StepStats { d_loss: sum.d_loss / steps, g_loss: sum.g_loss / steps, d_real: sum.d_real / steps, d_fake: sum.d_fake / steps };
+        let mean = StepStats {
+            d_loss: sum.d_loss / steps,
+            g_loss: sum.g_loss / steps,
+            d_real: sum.d_real / steps,
+            d_fake: sum.d_fake / steps,
+        };
         let seconds = started.elapsed().as_secs_f64();
         let samples = if self.epoch % config.sample_every == 0 || self.epoch == config.epochs {
             let picture = self.sample_grid()?;
@@ -345,9 +475,16 @@ impl Trainer {
             None
         };
         write_losses(&self.paths.losses_csv(), &self.history)?;
-        plot::loss_curves(&self.history, &format!("{}: losses", config.name))?.save(self.paths.losses_png())?;
+        plot::loss_curves(&self.history, &format!("{}: losses", config.name))?
+            .save(self.paths.losses_png())?;
         self.save_checkpoint()?;
-        Ok(EpochReport { epoch: self.epoch, mean, seconds, images_per_second: steps as f64 * config.batch_size as f64 / seconds.max(1e-9), samples })
+        Ok(EpochReport {
+            epoch: self.epoch,
+            mean,
+            seconds,
+            images_per_second: steps as f64 * config.batch_size as f64 / seconds.max(1e-9),
+            samples,
+        })
     }
 
     /// Trains the remaining epochs, printing a summary line per epoch, then writes the final
@@ -371,7 +508,10 @@ impl Trainer {
 
     /// The fixed-noise samples (8x8), generated in evaluation mode, scaled up 2x.
     pub fn sample_grid(&self) -> Result<Picture, TrainError> {
-        let images = self.gan.generator.forward_pass(&self.fixed_noise, &mut Pass::eval())?;
+        let images = self
+            .gan
+            .generator
+            .forward_pass(&self.fixed_noise, &mut Pass::eval())?;
         Ok(plot::tensor_grid(&images, 8, 2)?)
     }
 
@@ -379,20 +519,48 @@ impl Trainer {
     pub fn save_checkpoint(&self) -> Result<(), TrainError> {
         let mut tensors = checkpoint::named_vars(&self.gan.g_vars, "g.");
         tensors.extend(checkpoint::named_vars(&self.gan.d_vars, "d."));
-        tensors.extend(self.g_adam.state().into_iter().map(|(k, v)| (format!("g_adam.{k}"), v)));
-        tensors.extend(self.d_adam.state().into_iter().map(|(k, v)| (format!("d_adam.{k}"), v)));
-        let state = SavedState { epoch: self.epoch, step: self.step, g_adam_step: self.g_adam.step, d_adam_step: self.d_adam.step, data_rng: self.data_rng.clone(), noise_rng: self.noise_rng.clone() };
+        tensors.extend(
+            self.g_adam
+                .state()
+                .into_iter()
+                .map(|(k, v)| (format!("g_adam.{k}"), v)),
+        );
+        tensors.extend(
+            self.d_adam
+                .state()
+                .into_iter()
+                .map(|(k, v)| (format!("d_adam.{k}"), v)),
+        );
+        let state = SavedState {
+            epoch: self.epoch,
+            step: self.step,
+            g_adam_step: self.g_adam.step,
+            d_adam_step: self.d_adam.step,
+            data_rng: self.data_rng.clone(),
+            noise_rng: self.noise_rng.clone(),
+        };
         let metadata = HashMap::from([
             (checkpoint::CONFIG_KEY.to_owned(), self.gan.config.to_toml()),
-            (STATE_KEY.to_owned(), serde_json::to_string(&state).expect("state serialises")),
+            (
+                STATE_KEY.to_owned(),
+                serde_json::to_string(&state).expect("state serialises"),
+            ),
         ]);
-        Ok(checkpoint::write_tensors(self.paths.checkpoint(), tensors, metadata)?)
+        Ok(checkpoint::write_tensors(
+            self.paths.checkpoint(),
+            tensors,
+            metadata,
+        )?)
     }
 
     /// Writes `generator.safetensors` and `discriminator.safetensors`.
     pub fn save_final(&self) -> Result<(), TrainError> {
         checkpoint::save_weights(self.paths.generator(), &self.gan.g_vars, &self.gan.config)?;
-        checkpoint::save_weights(self.paths.discriminator(), &self.gan.d_vars, &self.gan.config)?;
+        checkpoint::save_weights(
+            self.paths.discriminator(),
+            &self.gan.d_vars,
+            &self.gan.config,
+        )?;
         Ok(())
     }
 
@@ -409,7 +577,10 @@ impl Trainer {
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    std::fs::write(path, bytes).map_err(|source| TrainError::Io { path: path.to_owned(), source })
+    std::fs::write(path, bytes).map_err(|source| TrainError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Writes the per-step losses as CSV (`step,d_loss,g_loss`).
@@ -418,7 +589,10 @@ fn write_losses(path: &Path, history: &[LossPoint]) -> Result<(), TrainError> {
     for p in history {
         text.push_str(&format!("{},{},{}\n", p.step, p.d_loss, p.g_loss));
     }
-    let io = |source| TrainError::Io { path: path.to_owned(), source };
+    let io = |source| TrainError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let mut file = std::fs::File::create(path).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)
 }
@@ -428,11 +602,25 @@ fn read_losses(path: &Path, last_step: u64) -> Result<Vec<LossPoint>, TrainError
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(TrainError::Io { path: path.to_owned(), source }),
+        Err(source) => {
+            return Err(TrainError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        }
     };
     let parse = |line: &str| -> Option<LossPoint> {
         let mut fields = line.split(',');
-        Some(LossPoint { step: fields.next()?.parse().ok()?, d_loss: fields.next()?.parse().ok()?, g_loss: fields.next()?.parse().ok()? })
+        Some(LossPoint {
+            step: fields.next()?.parse().ok()?,
+            d_loss: fields.next()?.parse().ok()?,
+            g_loss: fields.next()?.parse().ok()?,
+        })
     };
-    Ok(text.lines().skip(1).filter_map(parse).filter(|p| p.step <= last_step).collect())
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(parse)
+        .filter(|p| p.step <= last_step)
+        .collect())
 }

@@ -155,12 +155,17 @@ impl Split {
     /// runs and tests that must not depend on MNIST.
     pub fn synthetic(n: usize, seed: u64) -> Split {
         let mut rng = crate::rng::seeded(seed);
-        let mut split = Split { pixels: vec![0; n * IMAGE_PIXELS], labels: Vec::with_capacity(n) };
+        let mut split = Split {
+            pixels: vec![0; n * IMAGE_PIXELS],
+            labels: Vec::with_capacity(n),
+        };
         for i in 0..n {
             let (x0, y0) = (rng.random_range(2..14), rng.random_range(2..14));
             let (x1, y1) = (rng.random_range(x0 + 4..26), rng.random_range(y0 + 4..26));
             for y in y0..y1 {
-                split.pixels[i * IMAGE_PIXELS + y * IMAGE_SIDE + x0..i * IMAGE_PIXELS + y * IMAGE_SIDE + x1].fill(255);
+                split.pixels[i * IMAGE_PIXELS + y * IMAGE_SIDE + x0
+                    ..i * IMAGE_PIXELS + y * IMAGE_SIDE + x1]
+                    .fill(255);
             }
             split.labels.push(rng.random_range(0..10));
         }

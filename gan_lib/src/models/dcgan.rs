@@ -39,31 +39,67 @@ impl Generator {
             GeneratorStart::Dense { channels, side } => {
                 let features = channels * side * side;
                 let vb = vb.pp("start");
-                let linear = candle_nn::linear_b(latent_dim, features, config.g_bias, vb.pp("linear"))?;
+                let linear =
+                    candle_nn::linear_b(latent_dim, features, config.g_bias, vb.pp("linear"))?;
                 let norm = batch_norm(features, vb.pp("norm"))?;
-                let params = latent_dim * features + if config.g_bias { features } else { 0 } + 2 * features;
-                (channels, side, Some(Block { layer: linear, norm: Some(norm), params }))
+                let params =
+                    latent_dim * features + if config.g_bias { features } else { 0 } + 2 * features;
+                (
+                    channels,
+                    side,
+                    Some(Block {
+                        layer: linear,
+                        norm: Some(norm),
+                        params,
+                    }),
+                )
             }
         };
         let mut layers = Vec::new();
         for (i, l) in config.g_layers.iter().enumerate() {
             let vb = vb.pp(format!("layers.{i}"));
-            let cfg = ConvTranspose2dConfig { padding: l.padding, output_padding: l.output_padding, stride: l.stride, dilation: 1 };
+            let cfg = ConvTranspose2dConfig {
+                padding: l.padding,
+                output_padding: l.output_padding,
+                stride: l.stride,
+                dilation: 1,
+            };
             let conv = if config.g_bias {
                 candle_nn::conv_transpose2d(channels, l.channels, l.kernel, cfg, vb.pp("conv"))?
             } else {
-                candle_nn::conv_transpose2d_no_bias(channels, l.channels, l.kernel, cfg, vb.pp("conv"))?
+                candle_nn::conv_transpose2d_no_bias(
+                    channels,
+                    l.channels,
+                    l.kernel,
+                    cfg,
+                    vb.pp("conv"),
+                )?
             };
-            let norm = if l.batch_norm { Some(batch_norm(l.channels, vb.pp("norm"))?) } else { None };
-            let params = channels * l.channels * l.kernel * l.kernel + if config.g_bias { l.channels } else { 0 } + if l.batch_norm { 2 * l.channels } else { 0 };
-            layers.push(Block { layer: conv, norm, params });
+            let norm = if l.batch_norm {
+                Some(batch_norm(l.channels, vb.pp("norm"))?)
+            } else {
+                None
+            };
+            let params = channels * l.channels * l.kernel * l.kernel
+                + if config.g_bias { l.channels } else { 0 }
+                + if l.batch_norm { 2 * l.channels } else { 0 };
+            layers.push(Block {
+                layer: conv,
+                norm,
+                params,
+            });
             channels = l.channels;
             side = conv_transpose_out(side, l);
         }
         if channels != 1 || side != IMAGE_SIDE {
             candle_core::bail!("the generator's layers end in {channels} channels of {side}x{side}; they must end in 1 channel of 28x28");
         }
-        Ok(Generator { start, layers, config: config.clone(), latent_dim })
+        Ok(Generator {
+            start,
+            layers,
+            config: config.clone(),
+            latent_dim,
+        })
     }
 
     /// `(b, latent)` → `(b, 1, 28, 28)` in [-1, 1].
@@ -80,7 +116,11 @@ impl Generator {
         let last = self.layers.len() - 1;
         for (i, block) in self.layers.iter().enumerate() {
             x = block.forward(&x, pass)?;
-            x = if i == last { x.tanh()? } else { self.config.g_activation.forward(&x)? };
+            x = if i == last {
+                x.tanh()?
+            } else {
+                self.config.g_activation.forward(&x)?
+            };
             x = pass.layer(&format!("layers.{i}"), block.params, x)?;
         }
         Ok(x)
@@ -103,11 +143,24 @@ impl Discriminator {
         let mut layers = Vec::new();
         for (i, l) in config.d_layers.iter().enumerate() {
             let vb = vb.pp(format!("layers.{i}"));
-            let cfg = Conv2dConfig { padding: l.padding, stride: l.stride, ..Default::default() };
+            let cfg = Conv2dConfig {
+                padding: l.padding,
+                stride: l.stride,
+                ..Default::default()
+            };
             let conv = candle_nn::conv2d(channels, l.channels, l.kernel, cfg, vb.pp("conv"))?;
-            let norm = if l.batch_norm { Some(batch_norm(l.channels, vb.pp("norm"))?) } else { None };
-            let params = (channels * l.kernel * l.kernel + 1) * l.channels + if l.batch_norm { 2 * l.channels } else { 0 };
-            layers.push(Block { layer: conv, norm, params });
+            let norm = if l.batch_norm {
+                Some(batch_norm(l.channels, vb.pp("norm"))?)
+            } else {
+                None
+            };
+            let params = (channels * l.kernel * l.kernel + 1) * l.channels
+                + if l.batch_norm { 2 * l.channels } else { 0 };
+            layers.push(Block {
+                layer: conv,
+                norm,
+                params,
+            });
             channels = l.channels;
             side = conv_out(side, l);
         }
@@ -118,7 +171,11 @@ impl Discriminator {
         } else {
             None
         };
-        Ok(Discriminator { layers, out, config: config.clone() })
+        Ok(Discriminator {
+            layers,
+            out,
+            config: config.clone(),
+        })
     }
 
     /// `(b, 1, 28, 28)` → `(b, 1)` or `(b, 1, 1, 1)` logits.

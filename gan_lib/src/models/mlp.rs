@@ -7,11 +7,24 @@ use super::{batch_norm, Block, Pass};
 use crate::config::MlpConfig;
 use crate::data::{IMAGE_PIXELS, IMAGE_SIDE};
 
-fn linear_block(inputs: usize, outputs: usize, norm: bool, vb: VarBuilder) -> Result<Block<Linear>> {
+fn linear_block(
+    inputs: usize,
+    outputs: usize,
+    norm: bool,
+    vb: VarBuilder,
+) -> Result<Block<Linear>> {
     let layer = linear(inputs, outputs, vb.pp("linear"))?;
-    let norm = if norm { Some(batch_norm(outputs, vb.pp("norm"))?) } else { None };
+    let norm = if norm {
+        Some(batch_norm(outputs, vb.pp("norm"))?)
+    } else {
+        None
+    };
     let params = (inputs + 1) * outputs + if norm.is_some() { 2 * outputs } else { 0 };
-    Ok(Block { layer, norm, params })
+    Ok(Block {
+        layer,
+        norm,
+        params,
+    })
 }
 
 /// Noise → hidden layers (Linear [+ BatchNorm] + activation) → Linear → Tanh → 28x28.
@@ -30,22 +43,39 @@ impl Generator {
         let mut hidden = Vec::new();
         let mut inputs = latent_dim;
         for (i, &width) in config.g_hidden.iter().enumerate() {
-            hidden.push(linear_block(inputs, width, config.g_batch_norm, vb.pp(format!("hidden.{i}")))?);
+            hidden.push(linear_block(
+                inputs,
+                width,
+                config.g_batch_norm,
+                vb.pp(format!("hidden.{i}")),
+            )?);
             inputs = width;
         }
         let out = linear(inputs, IMAGE_PIXELS, vb.pp("out"))?;
-        Ok(Generator { hidden, out, config: config.clone(), latent_dim })
+        Ok(Generator {
+            hidden,
+            out,
+            config: config.clone(),
+            latent_dim,
+        })
     }
 
     /// `(b, latent)` → `(b, 1, 28, 28)` in [-1, 1].
     pub fn forward_pass(&self, z: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let mut x = z.clone();
         for (i, block) in self.hidden.iter().enumerate() {
-            x = self.config.g_activation.forward(&block.forward(&x, pass)?)?;
+            x = self
+                .config
+                .g_activation
+                .forward(&block.forward(&x, pass)?)?;
             x = pass.layer(&format!("hidden.{i}"), block.params, x)?;
         }
         let x = self.out.forward(&x)?.tanh()?;
-        let x = pass.layer("out (tanh)", self.out.weight().elem_count() + IMAGE_PIXELS, x)?;
+        let x = pass.layer(
+            "out (tanh)",
+            self.out.weight().elem_count() + IMAGE_PIXELS,
+            x,
+        )?;
         x.reshape(((), 1, IMAGE_SIDE, IMAGE_SIDE))
     }
 }
@@ -65,18 +95,30 @@ impl Discriminator {
         let mut hidden = Vec::new();
         let mut inputs = IMAGE_PIXELS;
         for (i, &width) in config.d_hidden.iter().enumerate() {
-            hidden.push(linear_block(inputs, width, config.d_batch_norm, vb.pp(format!("hidden.{i}")))?);
+            hidden.push(linear_block(
+                inputs,
+                width,
+                config.d_batch_norm,
+                vb.pp(format!("hidden.{i}")),
+            )?);
             inputs = width;
         }
         let out = linear(inputs, 1, vb.pp("out"))?;
-        Ok(Discriminator { hidden, out, config: config.clone() })
+        Ok(Discriminator {
+            hidden,
+            out,
+            config: config.clone(),
+        })
     }
 
     /// `(b, 1, 28, 28)` → `(b, 1)` logits.
     pub fn forward_pass(&self, images: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let mut x = images.flatten_from(1)?;
         for (i, block) in self.hidden.iter().enumerate() {
-            x = self.config.d_activation.forward(&block.forward(&x, pass)?)?;
+            x = self
+                .config
+                .d_activation
+                .forward(&block.forward(&x, pass)?)?;
             x = pass.dropout(&x, self.config.d_dropout)?;
             x = pass.layer(&format!("hidden.{i}"), block.params, x)?;
         }

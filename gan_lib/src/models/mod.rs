@@ -23,12 +23,20 @@ pub struct Pass<'a> {
 impl<'a> Pass<'a> {
     /// Evaluation: BatchNorm uses running statistics, dropout is off.
     pub fn eval() -> Pass<'static> {
-        Pass { train: false, rng: None, trace: None }
+        Pass {
+            train: false,
+            rng: None,
+            trace: None,
+        }
     }
 
     /// Training: BatchNorm uses (and updates) batch statistics, dropout masks come from `rng`.
     pub fn train(rng: &'a mut Rng) -> Pass<'a> {
-        Pass { train: true, rng: Some(rng), trace: None }
+        Pass {
+            train: true,
+            rng: Some(rng),
+            trace: None,
+        }
     }
 
     /// True in training mode.
@@ -37,13 +45,21 @@ impl<'a> Pass<'a> {
     }
 
     fn tracing() -> Pass<'static> {
-        Pass { train: false, rng: None, trace: Some(Vec::new()) }
+        Pass {
+            train: false,
+            rng: None,
+            trace: Some(Vec::new()),
+        }
     }
 
     /// Applies `layer` and records its output under `name` when tracing.
     fn layer(&mut self, name: &str, params: usize, x: Tensor) -> Result<Tensor> {
         if let Some(trace) = &mut self.trace {
-            trace.push(LayerRow { name: name.to_owned(), output_shape: x.dims().to_vec(), params });
+            trace.push(LayerRow {
+                name: name.to_owned(),
+                output_shape: x.dims().to_vec(),
+                params,
+            });
         }
         Ok(x)
     }
@@ -52,7 +68,9 @@ impl<'a> Pass<'a> {
     fn dropout(&mut self, x: &Tensor, p: f32) -> Result<Tensor> {
         match (&mut self.rng, self.train && p > 0.0) {
             (Some(rng), true) => {
-                let keep = rng::uniform(rng, x.shape(), 0.0, 1.0, x.device())?.ge(p)?.to_dtype(x.dtype())?;
+                let keep = rng::uniform(rng, x.shape(), 0.0, 1.0, x.device())?
+                    .ge(p)?
+                    .to_dtype(x.dtype())?;
                 (x * keep)? / (1.0 - p as f64)
             }
             _ => Ok(x.clone()),
@@ -95,7 +113,13 @@ impl std::fmt::Display for Summary {
         writeln!(f, "{line}")?;
         for row in &self.rows {
             let shape = format!("{:?}", row.output_shape);
-            writeln!(f, "{:<28}{:<24}{:>12}", row.name, shape, thousands(row.params))?;
+            writeln!(
+                f,
+                "{:<28}{:<24}{:>12}",
+                row.name,
+                shape,
+                thousands(row.params)
+            )?;
         }
         writeln!(f, "{line}")?;
         write!(f, "Trainable params: {}", thousands(self.total_params()))
@@ -153,7 +177,10 @@ impl<L: Module> Block<L> {
 }
 
 /// BatchNorm as in PyTorch (eps 1e-5, momentum 0.1).
-pub(crate) fn batch_norm(features: usize, vb: candle_nn::VarBuilder) -> Result<candle_nn::BatchNorm> {
+pub(crate) fn batch_norm(
+    features: usize,
+    vb: candle_nn::VarBuilder,
+) -> Result<candle_nn::BatchNorm> {
     candle_nn::batch_norm(features, candle_nn::BatchNormConfig::default(), vb)
 }
 
@@ -220,13 +247,17 @@ fn fan_in(_name: &str, dims: &[usize]) -> usize {
 /// Trainable parameters in `varmap` (BatchNorm running statistics excluded).
 pub fn count_params(varmap: &VarMap) -> usize {
     let data = varmap.data().lock().expect("varmap lock");
-    data.iter().filter(|(name, _)| !name.contains("running_")).map(|(_, v)| v.elem_count()).sum()
+    data.iter()
+        .filter(|(name, _)| !name.contains("running_"))
+        .map(|(_, v)| v.elem_count())
+        .sum()
 }
 
 /// Mean binary cross-entropy between `logits` and a constant `target`, in the stable form
 /// `max(x, 0) - x·t + log(1 + e^-|x|)` (candle's own version overflows for large logits).
 pub fn bce_with_logits(logits: &Tensor, target: f32) -> Result<Tensor> {
-    let loss = ((logits.relu()? - (logits * target as f64)?)? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+    let loss = ((logits.relu()? - (logits * target as f64)?)?
+        + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
     loss.mean_all()
 }
 
@@ -255,7 +286,11 @@ pub enum Discriminator {
 
 impl Generator {
     /// Builds the generator `config` describes for `latent_dim`-sized noise.
-    pub fn new(config: &ModelConfig, latent_dim: usize, vb: candle_nn::VarBuilder) -> Result<Generator> {
+    pub fn new(
+        config: &ModelConfig,
+        latent_dim: usize,
+        vb: candle_nn::VarBuilder,
+    ) -> Result<Generator> {
         Ok(match config {
             ModelConfig::Mlp(c) => Generator::Mlp(mlp::Generator::new(c, latent_dim, vb)?),
             ModelConfig::Dcgan(c) => Generator::Dcgan(dcgan::Generator::new(c, latent_dim, vb)?),
@@ -281,8 +316,14 @@ impl Generator {
     /// The layer table, traced with one noise vector.
     pub fn summary(&self, device: &Device) -> Result<Summary> {
         let mut pass = Pass::tracing();
-        self.forward_pass(&Tensor::zeros((1, self.latent_dim()), DType::F32, device)?, &mut pass)?;
-        Ok(Summary { title: "Generator".into(), rows: pass.trace.unwrap_or_default() })
+        self.forward_pass(
+            &Tensor::zeros((1, self.latent_dim()), DType::F32, device)?,
+            &mut pass,
+        )?;
+        Ok(Summary {
+            title: "Generator".into(),
+            rows: pass.trace.unwrap_or_default(),
+        })
     }
 }
 
@@ -315,8 +356,14 @@ impl Discriminator {
     /// The layer table, traced with one blank image.
     pub fn summary(&self, device: &Device) -> Result<Summary> {
         let mut pass = Pass::tracing();
-        self.forward_pass(&Tensor::zeros((1, 1, 28, 28), DType::F32, device)?, &mut pass)?;
-        Ok(Summary { title: "Discriminator".into(), rows: pass.trace.unwrap_or_default() })
+        self.forward_pass(
+            &Tensor::zeros((1, 1, 28, 28), DType::F32, device)?,
+            &mut pass,
+        )?;
+        Ok(Summary {
+            title: "Discriminator".into(),
+            rows: pass.trace.unwrap_or_default(),
+        })
     }
 }
 

@@ -1,0 +1,423 @@
+//! Models, presets, the trainer, checkpoints and resume.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use gan_lib::checkpoint::{self, CheckpointError, TensorFile};
+use gan_lib::config::{ConfigError, TrainConfig, PRESETS};
+use gan_lib::data::{Mnist, Split};
+use gan_lib::models::{count_params, Pass};
+use gan_lib::rng;
+use gan_lib::train::{Gan, TrainError, Trainer};
+
+/// Trainable parameters (G, D) of each preset, as the source designs count them.
+/// dcgan-course: the course's Generator(z_dim=64, hidden_dim=64) and Discriminator(hidden_dim=16).
+/// dcgan-tf: Keras reports 2,330,944 for G including BatchNorm's 25,472 moving statistics.
+const PARAMS: [(&str, usize, usize); 6] = [
+    ("quick-mlp", 551_952, 533_505),
+    ("fc-gan-64", 218_128, 100_609),
+    ("dcgan-course", 747_841, 9_105),
+    ("mlp-smoothing", 1_497_104, 566_273),
+    ("dcgan-tf", 2_305_472, 212_865),
+    ("fc-gan-100", 1_486_352, 1_460_225),
+];
+
+fn small_mnist() -> Split {
+    Mnist::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist"))
+        .unwrap()
+        .test
+        .limit(256)
+}
+
+/// The default preset made small: fast in a debug build, still the real code path.
+fn tiny_config() -> TrainConfig {
+    TrainConfig::preset("quick-mlp")
+        .unwrap()
+        .with("batch_size", "32")
+        .unwrap()
+        .with("model.g_hidden", "[32, 64]")
+        .unwrap()
+        .with("model.d_hidden", "[64, 32]")
+        .unwrap()
+        .with("model.d_dropout", "0.2")
+        .unwrap()
+        .with("epochs", "2")
+        .unwrap()
+}
+
+fn weights(varmap: &candle_nn::VarMap) -> Vec<(String, Vec<f32>)> {
+    let mut all: Vec<(String, Vec<f32>)> = checkpoint::named_vars(varmap, "")
+        .into_iter()
+        .map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+fn quiet_trainer(config: &TrainConfig, dir: &Path) -> Trainer {
+    let mut trainer = Trainer::new(config, dir, &Device::Cpu).unwrap();
+    trainer.progress = false;
+    trainer
+}
+
+#[test]
+fn every_preset_builds_with_the_source_parameter_counts() {
+    assert_eq!(PARAMS.len(), PRESETS.len());
+    for (name, g_params, d_params) in PARAMS {
+        let config = TrainConfig::preset(name).unwrap();
+        let gan = Gan::new(&config, &Device::Cpu, &mut rng::seeded(0)).unwrap();
+        assert_eq!(
+            (count_params(&gan.g_vars), count_params(&gan.d_vars)),
+            (g_params, d_params),
+            "{name}"
+        );
+        let (g_summary, d_summary) = (
+            gan.generator.summary(&Device::Cpu).unwrap(),
+            gan.discriminator.summary(&Device::Cpu).unwrap(),
+        );
+        assert_eq!(
+            (g_summary.total_params(), d_summary.total_params()),
+            (g_params, d_params),
+            "{name}: summary disagrees"
+        );
+        let z = gan.noise(3, &mut rng::seeded(1)).unwrap();
+        let images = gan.generator.forward_pass(&z, &mut Pass::eval()).unwrap();
+        assert_eq!(images.dims(), &[3, 1, 28, 28], "{name}");
+        assert_eq!(
+            gan.discriminator
+                .forward_pass(&images, &mut Pass::eval())
+                .unwrap()
+                .dims(),
+            &[3],
+            "{name}"
+        );
+        // The config survives a TOML round trip.
+        assert_eq!(
+            TrainConfig::from_toml(&config.to_toml(), name).unwrap(),
+            config
+        );
+    }
+}
+
+#[test]
+fn dcgan_init_follows_normal_002() {
+    let gan = Gan::new(
+        &TrainConfig::preset("dcgan-course").unwrap(),
+        &Device::Cpu,
+        &mut rng::seeded(3),
+    )
+    .unwrap();
+    let data = gan.g_vars.data().lock().unwrap();
+    let w = data["layers.1.conv.weight"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let mean = w.iter().sum::<f32>() / w.len() as f32;
+    let std = (w.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / w.len() as f32).sqrt();
+    assert!(
+        mean.abs() < 0.001 && (std - 0.02).abs() < 0.001,
+        "mean {mean} std {std}"
+    );
+    let gamma = data["layers.1.norm.weight"].to_vec1::<f32>().unwrap();
+    assert!(gamma.iter().all(|g| (g - 1.0).abs() < 0.1) && gamma.iter().any(|g| *g != 1.0));
+}
+
+#[test]
+fn training_steps_on_a_fixed_batch_lower_the_discriminator_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut trainer = quiet_trainer(&tiny_config(), dir.path());
+    let real = small_mnist()
+        .limit(32)
+        .images_tensor(gan_lib::data::PixelRange::Symmetric, &Device::Cpu)
+        .unwrap();
+    let first = trainer.train_step(&real).unwrap();
+    let mut last = first;
+    for _ in 0..30 {
+        last = trainer.train_step(&real).unwrap();
+    }
+    assert!(
+        last.d_loss < first.d_loss * 0.8,
+        "D loss {} -> {}",
+        first.d_loss,
+        last.d_loss
+    );
+    assert!(
+        last.d_real > first.d_real,
+        "D(x) {} -> {}",
+        first.d_real,
+        last.d_real
+    );
+}
+
+#[test]
+fn same_seed_gives_bit_identical_runs_and_another_seed_does_not() {
+    let data = small_mnist();
+    let run = |config: &TrainConfig| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut trainer = quiet_trainer(config, dir.path());
+        trainer.train_epoch(&data).unwrap();
+        (
+            trainer
+                .history
+                .iter()
+                .map(|p| (p.d_loss, p.g_loss))
+                .collect::<Vec<_>>(),
+            weights(&trainer.gan.g_vars),
+            weights(&trainer.gan.d_vars),
+        )
+    };
+    let config = tiny_config();
+    let a = run(&config);
+    assert_eq!(a.0.len(), 8);
+    assert_eq!(a, run(&config));
+    let b = run(&config.with("seed", "7").unwrap());
+    assert_ne!(a.0, b.0);
+    assert_ne!(a.1, b.1);
+}
+
+#[test]
+fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
+    let data = small_mnist();
+    let config = tiny_config()
+        .with("instance_noise", "0.05")
+        .unwrap()
+        .with("rotation_degrees", "10")
+        .unwrap();
+    let straight_dir = tempfile::tempdir().unwrap();
+    let mut straight = quiet_trainer(&config, straight_dir.path());
+    straight.train(&data).unwrap();
+
+    let resumed_dir = tempfile::tempdir().unwrap();
+    let mut first_half = quiet_trainer(&config, resumed_dir.path());
+    first_half.train_epoch(&data).unwrap();
+    drop(first_half);
+    let mut resumed = Trainer::resume(resumed_dir.path(), None, &Device::Cpu).unwrap();
+    resumed.progress = false;
+    assert_eq!((resumed.epoch, resumed.step), (1, 8));
+    resumed.train(&data).unwrap();
+
+    assert_eq!(weights(&resumed.gan.g_vars), weights(&straight.gan.g_vars));
+    assert_eq!(weights(&resumed.gan.d_vars), weights(&straight.gan.d_vars));
+    assert_eq!(resumed.history, straight.history);
+    let csv = std::fs::read_to_string(resumed_dir.path().join("losses.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 16);
+}
+
+#[test]
+fn a_run_writes_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut trainer = quiet_trainer(
+        &tiny_config().with("sample_every", "2").unwrap(),
+        dir.path(),
+    );
+    trainer.train(&small_mnist()).unwrap();
+    for file in [
+        "config.toml",
+        "losses.csv",
+        "losses.png",
+        "checkpoint.safetensors",
+        "generator.safetensors",
+        "discriminator.safetensors",
+        "images/epoch_0002.png",
+    ] {
+        assert!(dir.path().join(file).is_file(), "{file} missing");
+    }
+    assert!(
+        !dir.path().join("images/epoch_0001.png").exists(),
+        "sample_every = 2 was ignored"
+    );
+    let grid = image::open(dir.path().join("images/epoch_0002.png")).unwrap();
+    assert_eq!(
+        (grid.width(), grid.height()),
+        (2 * (8 * 30 + 2), 2 * (8 * 30 + 2))
+    );
+    assert_eq!(
+        TrainConfig::from_file(dir.path().join("config.toml")).unwrap(),
+        trainer.gan.config
+    );
+}
+
+#[test]
+fn saved_generator_reloads_and_generates_the_same_digits() {
+    let dir = tempfile::tempdir().unwrap();
+    for preset in ["dcgan-course", "quick-mlp"] {
+        let config = TrainConfig::preset(preset).unwrap();
+        let gan = Gan::new(&config, &Device::Cpu, &mut rng::seeded(5)).unwrap();
+        let path = dir.path().join(format!("{preset}.safetensors"));
+        checkpoint::save_weights(&path, &gan.g_vars, &config).unwrap();
+        let (loaded, loaded_config) = Gan::load_generator(&path, &Device::Cpu).unwrap();
+        assert_eq!(loaded_config, config);
+        let z = gan.noise(4, &mut rng::seeded(9)).unwrap();
+        let a = gan
+            .generator
+            .forward_pass(&z, &mut Pass::eval())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = loaded
+            .forward_pass(&z, &mut Pass::eval())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(a, b, "{preset}");
+    }
+}
+
+#[test]
+fn bad_checkpoints_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing.safetensors");
+    let error = Gan::load_generator(&missing, &Device::Cpu).err().unwrap();
+    assert!(
+        matches!(error, CheckpointError::Io { .. })
+            && error.to_string().contains("nothing.safetensors"),
+        "{error}"
+    );
+
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
+    let error = Gan::load_generator(&garbage, &Device::Cpu).err().unwrap();
+    assert!(
+        matches!(error, CheckpointError::Format { .. })
+            && error.to_string().contains("garbage.safetensors"),
+        "{error}"
+    );
+
+    // Weights of one architecture under the config of another: the shape error names the tensor.
+    let small = Gan::new(&tiny_config(), &Device::Cpu, &mut rng::seeded(0)).unwrap();
+    let wrong = dir.path().join("wrong.safetensors");
+    checkpoint::save_weights(
+        &wrong,
+        &small.g_vars,
+        &TrainConfig::preset("quick-mlp").unwrap(),
+    )
+    .unwrap();
+    let error = Gan::load_generator(&wrong, &Device::Cpu).err().unwrap();
+    match &error {
+        CheckpointError::Shape {
+            tensor,
+            expected,
+            found,
+            ..
+        } => {
+            assert_eq!(tensor, "hidden.0.linear.bias");
+            assert_eq!(
+                (expected.as_slice(), found.as_slice()),
+                (&[256][..], &[32][..])
+            );
+        }
+        other => panic!("expected a shape error, got {other}"),
+    }
+
+    // A tensor missing, and a tensor too many.
+    let config = tiny_config();
+    let mut tensors = checkpoint::named_vars(&small.g_vars, "");
+    let removed = tensors.iter().position(|(n, _)| n == "out.bias").unwrap();
+    let out_bias = tensors.remove(removed);
+    let metadata =
+        std::collections::HashMap::from([(checkpoint::CONFIG_KEY.to_owned(), config.to_toml())]);
+    let path = dir.path().join("missing.safetensors");
+    checkpoint::write_tensors(&path, tensors.clone(), metadata.clone()).unwrap();
+    assert!(
+        matches!(Gan::load_generator(&path, &Device::Cpu).err().unwrap(), CheckpointError::Missing { tensor, .. } if tensor == "out.bias")
+    );
+    tensors.push(out_bias);
+    tensors.push((
+        "extra.weight".into(),
+        Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap(),
+    ));
+    checkpoint::write_tensors(&path, tensors.clone(), metadata).unwrap();
+    assert!(
+        matches!(Gan::load_generator(&path, &Device::Cpu).err().unwrap(), CheckpointError::Unexpected { tensor, .. } if tensor == "extra.weight")
+    );
+
+    // Weights without a config: not ours.
+    checkpoint::write_tensors(&path, tensors, Default::default()).unwrap();
+    let error = Gan::load_generator(&path, &Device::Cpu).err().unwrap();
+    assert!(
+        matches!(error, CheckpointError::Format { .. }) && error.to_string().contains("metadata"),
+        "{error}"
+    );
+    assert!(TensorFile::read(&path, &Device::Cpu).is_ok());
+}
+
+#[test]
+fn divergence_stops_with_epoch_and_step_and_keeps_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist();
+    let mut trainer = quiet_trainer(&tiny_config(), dir.path());
+    trainer.train_epoch(&data).unwrap();
+    let saved = std::fs::read(dir.path().join("checkpoint.safetensors")).unwrap();
+    {
+        let vars = trainer.gan.d_vars.data().lock().unwrap();
+        let w = &vars["out.weight"];
+        w.set(&w.ones_like().unwrap().affine(0.0, f64::NAN).unwrap())
+            .unwrap();
+    }
+    let error = trainer.train_epoch(&data).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            TrainError::NonFinite {
+                epoch: 2,
+                step: 9,
+                last_good: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("epoch 2"), "{error}");
+    assert_eq!(
+        std::fs::read(dir.path().join("checkpoint.safetensors")).unwrap(),
+        saved
+    );
+}
+
+#[test]
+fn bad_configs_name_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // (the line to change, its replacement, what the message must name)
+    let cases = [
+        ("seed = 42", "seed = 42\nunknown = 1", "unknown"),
+        ("epochs = 10", "epochs = 0", "epochs"),
+        ("lr_g = 0.0002", "lr_g = -0.001", "lr_g"),
+        ("    0.999,", "    1.5,", "betas"),
+        ("real_label = 1.0", "real_label = 2.0", "real_label"),
+        ("d_dropout = 0.0", "d_dropout = 1.0", "d_dropout"),
+        ("batch_size = 64", "batch_size = \"many\"", "batch_size"),
+        ("kind = \"mlp\"", "kind = \"transformer\"", "transformer"),
+        ("name = ", "this is not toml\nname = ", "config"),
+    ];
+    let base = TrainConfig::preset("quick-mlp").unwrap().to_toml();
+    for (i, (line, replacement, expected)) in cases.iter().enumerate() {
+        assert!(base.contains(line), "{line:?} not in the preset's TOML");
+        let path = dir.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&path, base.replacen(line, replacement, 1)).unwrap();
+        let error = TrainConfig::from_file(&path).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("bad-{i}.toml")) && message.contains(expected),
+            "{replacement}: {message}"
+        );
+    }
+    assert!(matches!(
+        TrainConfig::preset("nope"),
+        Err(ConfigError::UnknownPreset { .. })
+    ));
+    assert!(TrainConfig::preset("quick-mlp")
+        .unwrap()
+        .with("model.nonsense", "1")
+        .unwrap_err()
+        .to_string()
+        .contains("nonsense"));
+    assert!(TrainConfig::from_file(dir.path().join("absent.toml"))
+        .unwrap_err()
+        .to_string()
+        .contains("absent.toml"));
+}
