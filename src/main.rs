@@ -4,9 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use gan_lib::analysis::{self, DigitSource};
+use gan_lib::classifier::{Classifier, ClassifierTraining};
 use gan_lib::config::{TrainConfig, DEFAULT_PRESET, PRESETS};
 use gan_lib::data::hub::HubOptions;
+use gan_lib::data::IMAGE_PIXELS;
 use gan_lib::data::{idx, Mnist, Split};
+use gan_lib::metrics::QualityReport;
 use gan_lib::models::Pass;
 use gan_lib::train::{Gan, Trainer};
 use gan_lib::{plot, rng};
@@ -25,8 +29,86 @@ enum Command {
     Train(TrainArgs),
     /// Write digits from a trained generator as a grid PNG and an IDX file.
     Sample(SampleArgs),
+    /// Train the digit classifier used by the analysis and the metrics.
+    TrainClassifier(ClassifierArgs),
+    /// Judge digits with the classifier: 5x5 batch figure, probability histograms, class shares.
+    Analyze(AnalyzeArgs),
+    /// Quality metrics of a generator: Fréchet distance, classifier score, precision/recall.
+    Eval(EvalArgs),
     /// List the presets.
     Presets,
+}
+
+/// Where digits come from, for `analyze` and `eval`.
+#[derive(Args)]
+struct DigitArgs {
+    /// Digits to judge: a generator .safetensors, an IDX file, a .npy array, a folder of
+    /// PNGs or a grid PNG. Default: the shipped generator.
+    source: Option<PathBuf>,
+    /// Digits to draw from a generator.
+    #[arg(long, default_value_t = 10_000)]
+    n: usize,
+    /// Noise seed for a generator.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Cell side in pixels of a grid PNG (detected when omitted).
+    #[arg(long)]
+    cell: Option<u32>,
+    /// Padding in pixels of a grid PNG (detected when omitted).
+    #[arg(long)]
+    padding: Option<u32>,
+    /// Classifier weights; default: the shipped classifier.
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AnalyzeArgs {
+    #[command(flatten)]
+    digits: DigitArgs,
+    /// Predictions below this confidence are marked.
+    #[arg(long, default_value_t = 0.8)]
+    threshold: f32,
+    /// Images to draw probability histograms for (indices).
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3")]
+    images: Vec<usize>,
+    /// Output folder.
+    #[arg(long, default_value = "outputs/analysis")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    digits: DigitArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ClassifierArgs {
+    /// Passes over the 60,000 training images.
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Adam's learning rate (decayed linearly to a tenth).
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Seed of init, shuffling and dropout.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Where to write the weights.
+    #[arg(long, default_value = "outputs/classifier.safetensors")]
+    out: PathBuf,
+    /// MNIST folder (IDX files).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// auto, cpu, cuda or metal.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(Args, Default)]
@@ -122,6 +204,9 @@ fn main() -> Result<()> {
     })) {
         Command::Train(args) => train(args),
         Command::Sample(args) => sample(args),
+        Command::TrainClassifier(args) => train_classifier(args),
+        Command::Analyze(args) => analyze(args),
+        Command::Eval(args) => eval(args),
         Command::Presets => {
             for (name, _) in PRESETS {
                 let config = TrainConfig::preset(name)?;
@@ -274,5 +359,103 @@ fn sample(args: SampleArgs) -> Result<()> {
         png.display(),
         idx_path.display()
     );
+    Ok(())
+}
+
+fn train_classifier(args: ClassifierArgs) -> Result<()> {
+    if args.epochs == 0 || args.batch_size == 0 || !(args.lr > 0.0 && args.lr < 1.0) {
+        bail!("--epochs and --batch-size must be at least 1 and --lr in (0, 1)");
+    }
+    let device = gan_lib::device(&args.device)?;
+    let mnist = Mnist::load_or_fetch(
+        args.data.clone().unwrap_or_else(Mnist::vendored_dir),
+        &HubOptions::default(),
+    )?;
+    let options = ClassifierTraining {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        seed: args.seed,
+        progress: true,
+    };
+    let (classifier, evaluations) =
+        gan_lib::classifier::train(&mnist.train, &mnist.test, &options, &device)?;
+    println!("{}", evaluations.last().expect("at least one epoch"));
+    classifier.save(&args.out)?;
+    println!("Saved {}", args.out.display());
+    Ok(())
+}
+
+/// The digits and the classifier that `analyze` and `eval` work on.
+fn digits_and_classifier(
+    args: &DigitArgs,
+    device: &candle_core::Device,
+) -> Result<(Vec<u8>, Classifier)> {
+    let path = args.source.clone().unwrap_or_else(shipped_generator);
+    let source = match DigitSource::guess(&path, args.n, args.seed) {
+        DigitSource::GridPng { path, .. } => DigitSource::GridPng {
+            path,
+            cell: args.cell,
+            padding: args.padding,
+        },
+        other => other,
+    };
+    let pixels = source.load(device)?;
+    if pixels.is_empty() {
+        bail!("{}: holds no digits", path.display());
+    }
+    let classifier = match &args.classifier {
+        Some(path) => Classifier::load(path, device)?,
+        None => Classifier::load_shipped(device)?,
+    };
+    Ok((pixels, classifier))
+}
+
+fn analyze(args: AnalyzeArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&args.threshold) {
+        bail!("--threshold must lie in [0, 1]");
+    }
+    let device = candle_core::Device::Cpu;
+    let (pixels, classifier) = digits_and_classifier(&args.digits, &device)?;
+    let predictions = analysis::predict(&classifier, &pixels)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    analysis::batch_figure(&pixels, &predictions, args.threshold)?
+        .save(args.out.join("batch.png"))?;
+    for &i in &args.images {
+        let Some(prediction) = predictions.get(i) else {
+            bail!(
+                "--images: there is no image {i} (only {})",
+                predictions.len()
+            )
+        };
+        let digit = &pixels[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS];
+        analysis::probability_figure(digit, prediction)?
+            .save(args.out.join(format!("probabilities_{i}.png")))?;
+        let svg = analysis::probability_svg(prediction)?;
+        std::fs::write(args.out.join(format!("probabilities_{i}.svg")), svg)
+            .with_context(|| format!("writing to {}", args.out.display()))?;
+    }
+    let distribution = analysis::ClassDistribution::new(&predictions, args.threshold);
+    analysis::distribution_figure(&distribution)?.save(args.out.join("distribution.png"))?;
+    std::fs::write(
+        args.out.join("summary.json"),
+        serde_json::to_string_pretty(&distribution)?,
+    )?;
+    println!("{distribution}");
+    println!("Figures in {}", args.out.display());
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    let device = candle_core::Device::Cpu;
+    let (pixels, classifier) = digits_and_classifier(&args.digits, &device)?;
+    let mnist = Mnist::load_or_fetch(Mnist::vendored_dir(), &HubOptions::default())?;
+    let report = QualityReport::compute(&classifier, &pixels, &mnist)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
     Ok(())
 }

@@ -4,9 +4,12 @@
 //! The crate is used by the `mnist-gan` command-line tool and by the notebooks in
 //! `notebooks/` (through evcxr's `:dep`).
 
+pub mod analysis;
 pub mod checkpoint;
+pub mod classifier;
 pub mod config;
 pub mod data;
+pub mod metrics;
 pub mod models;
 pub mod optim;
 pub mod plot;

@@ -62,7 +62,10 @@ impl Adam {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let m = ((&self.first_moments[i] * self.beta1)? + (grad * (1.0 - self.beta1))?)?;
+            // Detached: the gradients carry their backward graph, which the moments would
+            // otherwise keep alive from step to step.
+            let grad = grad.detach();
+            let m = ((&self.first_moments[i] * self.beta1)? + (&grad * (1.0 - self.beta1))?)?;
             let v =
                 ((&self.second_moments[i] * self.beta2)? + (grad.sqr()? * (1.0 - self.beta2))?)?;
             let denominator = ((&v / bias2)?.sqrt()? + self.eps)?;

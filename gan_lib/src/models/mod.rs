@@ -65,7 +65,7 @@ impl<'a> Pass<'a> {
     }
 
     /// Inverted dropout with probability `p`, its mask drawn from this pass's generator.
-    fn dropout(&mut self, x: &Tensor, p: f32) -> Result<Tensor> {
+    pub fn dropout(&mut self, x: &Tensor, p: f32) -> Result<Tensor> {
         match (&mut self.rng, self.train && p > 0.0) {
             (Some(rng), true) => {
                 let keep = rng::uniform(rng, x.shape(), 0.0, 1.0, x.device())?

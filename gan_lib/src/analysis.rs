@@ -1,0 +1,654 @@
+//! What a GAN draws, judged by the digit classifier: predictions per image, the 5x5 batch
+//! figure, per-image probability histograms, and the class distribution over many samples.
+//!
+//! Digits can come from anywhere ([`DigitSource`]): our generator checkpoints, IDX files,
+//! `.npy` arrays, folders of 28x28 PNGs, or a sample grid PNG written by another tool (a
+//! PyTorch run's `images/epoch_020.png`, say).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::classifier::{argmax, Classifier};
+use crate::data::{idx, IMAGE_PIXELS, IMAGE_SIDE};
+use crate::models::Pass;
+use crate::plot::{self, Picture, PlotError};
+use crate::train::Gan;
+
+/// Failures of the analysis.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    /// A digit source could not be read; the message names the file.
+    #[error("{}: {message}", path.display())]
+    Source {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A model failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// Drawing failed.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+}
+
+fn source_error(path: &Path, message: impl Into<String>) -> AnalysisError {
+    AnalysisError::Source {
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Where digits to analyse come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DigitSource {
+    /// `n` digits from a generator checkpoint, noise drawn from `seed`.
+    Generator {
+        /// A generator.safetensors or checkpoint.safetensors.
+        path: PathBuf,
+        /// How many.
+        n: usize,
+        /// Noise seed.
+        seed: u64,
+    },
+    /// An IDX image file (raw or gzip).
+    Idx(PathBuf),
+    /// A NumPy `.npy` array of shape (n, 28, 28), (n, 784) or (n, 1, 28, 28): u8 (0-255) or
+    /// floats in [0, 1] or [-1, 1].
+    Npy(PathBuf),
+    /// A folder of PNG files, each one digit (resized to 28x28 if needed), in name order.
+    PngFolder(PathBuf),
+    /// A grid of digits in one PNG; cell side and padding in pixels, or `None` to detect.
+    GridPng {
+        /// The image.
+        path: PathBuf,
+        /// Side of one cell (28 times the grid's scale).
+        cell: Option<u32>,
+        /// Pixels between cells and around the grid.
+        padding: Option<u32>,
+    },
+}
+
+impl DigitSource {
+    /// Picks the source for a path by its kind: a folder, `.npy`, `.png` (a grid), a
+    /// `.safetensors` generator (`n` digits), else IDX.
+    pub fn guess(path: impl Into<PathBuf>, n: usize, seed: u64) -> DigitSource {
+        let path = path.into();
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match extension.as_str() {
+            _ if path.is_dir() => DigitSource::PngFolder(path),
+            "npy" => DigitSource::Npy(path),
+            "png" => DigitSource::GridPng {
+                path,
+                cell: None,
+                padding: None,
+            },
+            "safetensors" => DigitSource::Generator { path, n, seed },
+            _ => DigitSource::Idx(path),
+        }
+    }
+
+    /// Reads the digits as bytes, image after image (0 black, 255 white).
+    pub fn load(&self, device: &Device) -> Result<Vec<u8>, AnalysisError> {
+        match self {
+            DigitSource::Generator { path, n, seed } => {
+                let (generator, config) = Gan::load_generator(path, device)
+                    .map_err(|e| source_error(path, e.to_string()))?;
+                let mut pixels = Vec::with_capacity(n * IMAGE_PIXELS);
+                let mut rng = crate::rng::seeded(*seed);
+                for start in (0..*n).step_by(1000) {
+                    let z = crate::rng::randn(
+                        &mut rng,
+                        ((*n - start).min(1000), config.latent_dim),
+                        0.0,
+                        1.0,
+                        device,
+                    )?;
+                    pixels.extend(plot::to_bytes(
+                        &generator.forward_pass(&z, &mut Pass::eval())?,
+                    )?);
+                }
+                Ok(pixels)
+            }
+            DigitSource::Idx(path) => Ok(idx::read_images(path)
+                .map_err(|e| source_error(path, e.to_string()))?
+                .pixels),
+            DigitSource::Npy(path) => read_npy(path),
+            DigitSource::PngFolder(path) => read_png_folder(path),
+            DigitSource::GridPng {
+                path,
+                cell,
+                padding,
+            } => {
+                let image = image::open(path)
+                    .map_err(|e| source_error(path, format!("not a readable image: {e}")))?
+                    .to_luma8();
+                split_grid(&image, *cell, *padding).map_err(|message| source_error(path, message))
+            }
+        }
+    }
+}
+
+/// Reads a `.npy` array of digits.
+fn read_npy(path: &Path) -> Result<Vec<u8>, AnalysisError> {
+    let bytes = std::fs::read(path).map_err(|e| source_error(path, format!("cannot read: {e}")))?;
+    let bad = |message: &str| source_error(path, format!("not a digits .npy array: {message}"));
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("no NumPy magic"));
+    }
+    let (header_len, start): (usize, usize) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        _ => return Err(bad("unknown format version")),
+    };
+    let header = bytes
+        .get(start..start.saturating_add(header_len))
+        .ok_or_else(|| bad("truncated header"))?;
+    let header = String::from_utf8_lossy(header);
+    let field = |key: &str| -> Option<String> {
+        let at = header.find(&format!("'{key}'"))? + key.len() + 2;
+        let rest = header[at..].trim_start_matches([':', ' ']);
+        Some(if rest.starts_with('(') {
+            rest[..rest.find(')')? + 1].to_owned()
+        } else {
+            rest[..rest.find(',')?].trim_matches(['\'', ' ']).to_owned()
+        })
+    };
+    let descr = field("descr").ok_or_else(|| bad("no descr"))?;
+    if field("fortran_order").as_deref() == Some("True") {
+        return Err(bad("Fortran order is not supported"));
+    }
+    let shape: Vec<usize> = field("shape")
+        .ok_or_else(|| bad("no shape"))?
+        .trim_matches(['(', ')'])
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad("unreadable shape"))?;
+    let count = shape.first().copied().unwrap_or(0);
+    if shape.iter().skip(1).product::<usize>() != IMAGE_PIXELS || shape.len() < 2 {
+        return Err(bad(&format!("shape {shape:?} does not hold 28x28 images")));
+    }
+    let data = &bytes[start + header_len..];
+    let values: Vec<f32> = match descr.as_str() {
+        "|u1" | "<u1" | "u1" => data.iter().map(|&b| b as f32).collect(),
+        "<f4" => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect(),
+        "<f8" => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        other => {
+            return Err(bad(&format!(
+                "element type {other} (expected uint8, float32 or float64)"
+            )))
+        }
+    };
+    if values.len() != count * IMAGE_PIXELS {
+        return Err(bad(&format!(
+            "shape {shape:?} needs {} values, the file holds {}",
+            count * IMAGE_PIXELS,
+            values.len()
+        )));
+    }
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(bad("contains NaN or infinite values"));
+    }
+    let (min, max) = values
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let to_byte: Box<dyn Fn(f32) -> u8> = if descr.contains('u') || max > 1.0 {
+        Box::new(|v| v.round().clamp(0.0, 255.0) as u8)
+    } else if min < 0.0 {
+        Box::new(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8)
+    } else {
+        Box::new(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+    };
+    Ok(values.into_iter().map(to_byte).collect())
+}
+
+/// Reads every PNG in a folder, in name order, as 28x28 greyscale.
+fn read_png_folder(dir: &Path) -> Result<Vec<u8>, AnalysisError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| source_error(dir, format!("cannot list the folder: {e}")))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(source_error(dir, "the folder holds no .png files"));
+    }
+    let mut pixels = Vec::with_capacity(files.len() * IMAGE_PIXELS);
+    for file in files {
+        let image = image::open(&file)
+            .map_err(|e| source_error(&file, format!("not a readable image: {e}")))?
+            .to_luma8();
+        let image = if image.dimensions() == (IMAGE_SIDE as u32, IMAGE_SIDE as u32) {
+            image
+        } else {
+            image::imageops::resize(
+                &image,
+                IMAGE_SIDE as u32,
+                IMAGE_SIDE as u32,
+                image::imageops::FilterType::Triangle,
+            )
+        };
+        pixels.extend_from_slice(image.as_raw());
+    }
+    Ok(pixels)
+}
+
+/// Cuts a grid image into 28x28 digits. With `cell`/`padding` unknown, tries cells of 28,
+/// 56, 84 and 112 pixels and paddings of 0 to 8 and keeps the layout that tiles the image
+/// exactly with uniform padding lines (torchvision's `make_grid` defaults, 28 and 2, first).
+pub fn split_grid(
+    image: &image::GrayImage,
+    cell: Option<u32>,
+    padding: Option<u32>,
+) -> Result<Vec<u8>, String> {
+    let (w, h) = image.dimensions();
+    let fits = |c: u32, p: u32| {
+        c > 0 && w > p && h > p && (w - p) % (c + p) == 0 && (h - p) % (c + p) == 0
+    };
+    let uniform_padding = |c: u32, p: u32| -> bool {
+        if p == 0 {
+            return true;
+        }
+        let value = image.get_pixel(0, 0).0[0];
+        let step = c + p;
+        (0..w).all(|x| {
+            (0..h).all(|y| (x % step >= p && y % step >= p) || image.get_pixel(x, y).0[0] == value)
+        })
+    };
+    let cells: Vec<u32> = cell.map_or(vec![28, 56, 84, 112], |c| vec![c]);
+    let paddings: Vec<u32> = padding.map_or(vec![2, 0, 1, 3, 4, 5, 6, 7, 8], |p| vec![p]);
+    let layout = paddings
+        .iter()
+        .flat_map(|&p| cells.iter().map(move |&c| (c, p)))
+        .filter(|&(c, p)| fits(c, p))
+        .find(|&(c, p)| p > 0 && uniform_padding(c, p))
+        .or_else(|| {
+            paddings
+                .iter()
+                .flat_map(|&p| cells.iter().map(move |&c| (c, p)))
+                .find(|&(c, p)| fits(c, p))
+        });
+    let (c, p) = layout.ok_or_else(|| {
+        format!("a {w}x{h} image is not a grid of 28x28 digits (give the cell size and padding)")
+    })?;
+    let (columns, rows) = ((w - p) / (c + p), (h - p) / (c + p));
+    let mut pixels = Vec::with_capacity((columns * rows) as usize * IMAGE_PIXELS);
+    for row in 0..rows {
+        for column in 0..columns {
+            let digit =
+                image::imageops::crop_imm(image, p + column * (c + p), p + row * (c + p), c, c)
+                    .to_image();
+            let digit = if c == IMAGE_SIDE as u32 {
+                digit
+            } else {
+                image::imageops::resize(
+                    &digit,
+                    IMAGE_SIDE as u32,
+                    IMAGE_SIDE as u32,
+                    image::imageops::FilterType::Triangle,
+                )
+            };
+            pixels.extend_from_slice(digit.as_raw());
+        }
+    }
+    Ok(pixels)
+}
+
+/// The classifier's verdict on one image.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prediction {
+    /// The most probable digit.
+    pub digit: usize,
+    /// Its probability.
+    pub confidence: f32,
+    /// All ten probabilities (they sum to 1).
+    pub probabilities: [f32; 10],
+}
+
+/// Classifies 28x28 byte images.
+pub fn predict(classifier: &Classifier, pixels: &[u8]) -> candle_core::Result<Vec<Prediction>> {
+    let (probabilities, _) = classifier.run_bytes(pixels)?;
+    Ok(probabilities
+        .into_iter()
+        .map(|p| Prediction {
+            digit: argmax(&p),
+            confidence: p[argmax(&p)],
+            probabilities: p,
+        })
+        .collect())
+}
+
+/// The class distribution of many samples, and what it says about mode collapse.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ClassDistribution {
+    /// Samples judged.
+    pub samples: usize,
+    /// Samples per predicted digit.
+    pub counts: [usize; 10],
+    /// Share per predicted digit.
+    pub shares: [f64; 10],
+    /// KL divergence of the shares from uniform (0: perfectly balanced; ln 10 = 2.30: one digit).
+    pub kl_from_uniform: f64,
+    /// Digits predicted for at least 1% of the samples.
+    pub digits_covered: usize,
+    /// Mean confidence of the predictions.
+    pub mean_confidence: f64,
+    /// The confidence threshold.
+    pub threshold: f32,
+    /// Share of predictions below the threshold.
+    pub low_confidence_share: f64,
+    /// Warnings about missing or over-represented digits.
+    pub warnings: Vec<String>,
+}
+
+impl ClassDistribution {
+    /// Summarises predictions; a digit under 5% or over 20% of the samples raises a warning.
+    pub fn new(predictions: &[Prediction], threshold: f32) -> ClassDistribution {
+        let n = predictions.len().max(1) as f64;
+        let mut counts = [0usize; 10];
+        for p in predictions {
+            counts[p.digit] += 1;
+        }
+        let shares = counts.map(|c| c as f64 / n);
+        let kl_from_uniform = shares
+            .iter()
+            .filter(|&&s| s > 0.0)
+            .map(|s| s * (s * 10.0).ln())
+            .sum();
+        let mut warnings = Vec::new();
+        for (digit, share) in shares.iter().enumerate() {
+            if counts[digit] == 0 {
+                warnings.push(format!("digit {digit} never appears: mode collapse"));
+            } else if *share < 0.05 {
+                warnings.push(format!(
+                    "digit {digit} is rare ({:.1}%, expected about 10%): partial mode collapse",
+                    100.0 * share
+                ));
+            } else if *share > 0.2 {
+                warnings.push(format!(
+                    "digit {digit} is over-represented ({:.1}%, expected about 10%)",
+                    100.0 * share
+                ));
+            }
+        }
+        ClassDistribution {
+            samples: predictions.len(),
+            counts,
+            shares,
+            kl_from_uniform,
+            digits_covered: shares.iter().filter(|&&s| s >= 0.01).count(),
+            mean_confidence: predictions.iter().map(|p| p.confidence as f64).sum::<f64>() / n,
+            threshold,
+            low_confidence_share: predictions
+                .iter()
+                .filter(|p| p.confidence < threshold)
+                .count() as f64
+                / n,
+            warnings,
+        }
+    }
+}
+
+impl std::fmt::Display for ClassDistribution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} samples", self.samples)?;
+        writeln!(
+            f,
+            "digit  {}",
+            (0..10).map(|d| format!("{d:>6}")).collect::<String>()
+        )?;
+        writeln!(
+            f,
+            "share  {}",
+            self.shares
+                .iter()
+                .map(|s| format!("{:>5.1}%", 100.0 * s))
+                .collect::<String>()
+        )?;
+        writeln!(f, "KL from uniform      {:.4}", self.kl_from_uniform)?;
+        writeln!(f, "digits covered       {}/10", self.digits_covered)?;
+        writeln!(
+            f,
+            "mean confidence      {:.1}%",
+            100.0 * self.mean_confidence
+        )?;
+        write!(
+            f,
+            "below {:.0}% confidence {:.1}%",
+            100.0 * self.threshold,
+            100.0 * self.low_confidence_share
+        )?;
+        for warning in &self.warnings {
+            write!(f, "\nwarning: {warning}")?;
+        }
+        Ok(())
+    }
+}
+
+const BLUE: RGBColor = RGBColor(31, 119, 180);
+const ORANGE: RGBColor = RGBColor(255, 127, 14);
+const GREY: RGBColor = RGBColor(170, 170, 170);
+
+/// Copies a 28x28 digit into a picture at (x, y), `scale` times enlarged.
+fn blit(picture: &mut Picture, digit: &[u8], x: u32, y: u32, scale: u32) {
+    for (i, &v) in digit.iter().enumerate() {
+        let (dx, dy) = (
+            (i % IMAGE_SIDE) as u32 * scale,
+            (i / IMAGE_SIDE) as u32 * scale,
+        );
+        for sy in 0..scale {
+            for sx in 0..scale {
+                picture
+                    .image
+                    .put_pixel(x + dx + sx, y + dy + sy, image::Rgb([v, v, v]));
+            }
+        }
+    }
+}
+
+/// Digits (up to 25, five per row), each titled with its predicted digit and confidence;
+/// those below `threshold` are titled and framed in red.
+pub fn batch_figure(
+    pixels: &[u8],
+    predictions: &[Prediction],
+    threshold: f32,
+) -> Result<Picture, PlotError> {
+    let (scale, title_height, margin) = (4u32, 26u32, 10u32);
+    let cell = IMAGE_SIDE as u32 * scale;
+    let count = predictions.len().min(25).min(pixels.len() / IMAGE_PIXELS);
+    let rows = count.div_ceil(5).max(1) as u32;
+    let mut picture = Picture::blank(
+        5 * (cell + margin) + margin,
+        rows * (cell + title_height + margin) + margin + 30,
+    );
+    let origin = |i: usize| {
+        (
+            margin + (i % 5) as u32 * (cell + margin),
+            30 + margin + (i / 5) as u32 * (cell + title_height + margin) + title_height,
+        )
+    };
+    for i in 0..count {
+        let (x, y) = origin(i);
+        blit(
+            &mut picture,
+            &pixels[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS],
+            x,
+            y,
+            scale,
+        );
+    }
+    picture.draw(|root| {
+        let low = predictions[..count]
+            .iter()
+            .filter(|p| p.confidence < threshold)
+            .count();
+        root.draw(&Text::new(
+            format!(
+                "Predicted digit and confidence ({low} below {:.0}%, in red)",
+                100.0 * threshold
+            ),
+            (margin as i32, 8),
+            ("sans-serif", 18).into_font(),
+        ))?;
+        for (i, p) in predictions[..count].iter().enumerate() {
+            let (x, y) = origin(i);
+            let colour = if p.confidence < threshold { RED } else { BLACK };
+            root.draw(&Text::new(
+                format!("{} ({:.0}%)", p.digit, 100.0 * p.confidence),
+                (x as i32 + 4, y as i32 - title_height as i32 + 3),
+                ("sans-serif", 18).into_font().color(&colour),
+            ))?;
+            if p.confidence < threshold {
+                root.draw(&Rectangle::new(
+                    [
+                        (x as i32 - 2, y as i32 - 2),
+                        ((x + cell) as i32 + 1, (y + cell) as i32 + 1),
+                    ],
+                    RED.stroke_width(3),
+                ))?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(picture)
+}
+
+/// Draws a bar chart of ten probabilities, the predicted digit in orange.
+fn draw_probability_bars<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    prediction: &Prediction,
+    caption: &str,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(45)
+        .build_cartesian_2d((0u32..9u32).into_segmented(), 0f32..1f32)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("digit")
+        .y_desc("probability")
+        .x_labels(10)
+        .draw()?;
+    chart.draw_series(prediction.probabilities.iter().enumerate().map(|(d, &p)| {
+        let colour = if d == prediction.digit { ORANGE } else { BLUE };
+        let mut bar = Rectangle::new(
+            [
+                (SegmentValue::Exact(d as u32), 0.0),
+                (SegmentValue::Exact(d as u32 + 1), p),
+            ],
+            colour.filled(),
+        );
+        bar.set_margin(0, 0, 4, 4);
+        bar
+    }))?;
+    Ok(())
+}
+
+/// One digit beside the bar chart of its ten class probabilities.
+pub fn probability_figure(digit: &[u8], prediction: &Prediction) -> Result<Picture, PlotError> {
+    let scale = 8;
+    let side = IMAGE_SIDE as u32 * scale;
+    let mut picture = Picture::blank(side + 40 + 520, side + 40);
+    blit(&mut picture, digit, 20, 20, scale);
+    picture.draw(|root| {
+        let (_, right) = root.split_horizontally(side + 40);
+        let caption = format!(
+            "predicted {} with {:.1}% confidence",
+            prediction.digit,
+            100.0 * prediction.confidence
+        );
+        draw_probability_bars(&right, prediction, &caption).map_err(|e| e.to_string().into())
+    })?;
+    Ok(picture)
+}
+
+/// The probability chart alone, as SVG text.
+pub fn probability_svg(prediction: &Prediction) -> Result<String, PlotError> {
+    plot::register_font();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (520, 300)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| PlotError::Draw(e.to_string()))?;
+        draw_probability_bars(
+            &root,
+            prediction,
+            &format!("predicted {}", prediction.digit),
+        )
+        .map_err(|e| PlotError::Draw(e.to_string()))?;
+        root.present().map_err(|e| PlotError::Draw(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+/// Share of samples per predicted digit, with the 10% a balanced generator would give.
+pub fn distribution_figure(distribution: &ClassDistribution) -> Result<Picture, PlotError> {
+    let mut picture = Picture::blank(800, 450);
+    let top = distribution
+        .shares
+        .iter()
+        .fold(0.15f64, |m, &s| m.max(s * 1.1));
+    picture.draw(|root| {
+        let caption = format!(
+            "Predicted digits of {} samples (KL from uniform {:.3})",
+            distribution.samples, distribution.kl_from_uniform
+        );
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d((0u32..9u32).into_segmented(), 0f64..top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("predicted digit")
+            .y_desc("share")
+            .y_label_formatter(&|v| format!("{:.0}%", 100.0 * v))
+            .draw()?;
+        chart.draw_series(distribution.shares.iter().enumerate().map(|(d, &s)| {
+            let colour = if s < 0.05 || s > 0.2 { RED } else { BLUE };
+            let mut bar = Rectangle::new(
+                [
+                    (SegmentValue::Exact(d as u32), 0.0),
+                    (SegmentValue::Exact(d as u32 + 1), s),
+                ],
+                colour.filled(),
+            );
+            bar.set_margin(0, 0, 6, 6);
+            bar
+        }))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(SegmentValue::Exact(0), 0.1), (SegmentValue::Last, 0.1)],
+            GREY.stroke_width(2),
+        )))?;
+        Ok(())
+    })?;
+    Ok(picture)
+}

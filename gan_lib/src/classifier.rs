@@ -1,0 +1,262 @@
+//! A small LeNet-like CNN that says which digit an image shows: the judge of generated
+//! digits (predictions, confidences) and the feature extractor of the quality metrics.
+//!
+//! conv 5x5 (32) → ReLU → max-pool 2 → conv 5x5 (64) → ReLU → max-pool 2 → linear 3136→128
+//! → ReLU (the 128 "features") → dropout → linear 128→10. Inputs are in [0, 1].
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, VarMap};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::checkpoint::{self, CheckpointError, TensorFile};
+use crate::data::{BatchOptions, PixelRange, Split, IMAGE_PIXELS, IMAGE_SIDE};
+use crate::models::{init_weights, InitScheme, Pass};
+use crate::optim::Adam;
+use crate::rng;
+
+/// Width of the feature layer used by the metrics.
+pub const FEATURES: usize = 128;
+
+/// The digit classifier.
+pub struct Classifier {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    fc1: Linear,
+    fc2: Linear,
+    /// Its variables.
+    pub vars: VarMap,
+    device: Device,
+}
+
+impl Classifier {
+    /// A classifier with weights drawn from `seed`.
+    pub fn new(seed: u64, device: &Device) -> Result<Classifier> {
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, device);
+        let same = Conv2dConfig {
+            padding: 2,
+            ..Default::default()
+        };
+        let classifier = Classifier {
+            conv1: candle_nn::conv2d(1, 32, 5, same, vb.pp("conv1"))?,
+            conv2: candle_nn::conv2d(32, 64, 5, same, vb.pp("conv2"))?,
+            fc1: candle_nn::linear(64 * 7 * 7, FEATURES, vb.pp("fc1"))?,
+            fc2: candle_nn::linear(FEATURES, 10, vb.pp("fc2"))?,
+            vars,
+            device: device.clone(),
+        };
+        init_weights(
+            &classifier.vars,
+            InitScheme::Default,
+            &mut rng::seeded(seed),
+        )?;
+        Ok(classifier)
+    }
+
+    /// Loads weights saved by [`Classifier::save`] (by default `data/weights/classifier.safetensors`).
+    pub fn load(
+        path: impl AsRef<Path>,
+        device: &Device,
+    ) -> std::result::Result<Classifier, CheckpointError> {
+        let file = TensorFile::read(path, device)?;
+        let classifier = Classifier::new(0, device).map_err(|e| CheckpointError::Format {
+            path: file.path.clone(),
+            message: e.to_string(),
+        })?;
+        file.load_into(&classifier.vars, "")?;
+        Ok(classifier)
+    }
+
+    /// The shipped classifier, found from the current directory upwards.
+    pub fn load_shipped(device: &Device) -> std::result::Result<Classifier, CheckpointError> {
+        let path = crate::find_upwards("data/weights/classifier.safetensors")
+            .unwrap_or_else(|| "data/weights/classifier.safetensors".into());
+        Classifier::load(path, device)
+    }
+
+    /// Saves the weights (atomically).
+    pub fn save(&self, path: impl AsRef<Path>) -> std::result::Result<(), CheckpointError> {
+        checkpoint::write_tensors(
+            path,
+            checkpoint::named_vars(&self.vars, ""),
+            Default::default(),
+        )
+    }
+
+    /// `(b, 1, 28, 28)` in [0, 1] → `(b, 128)` features.
+    pub fn features(&self, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        let x = self.conv1.forward(x)?.relu()?.max_pool2d(2)?;
+        let x = self.conv2.forward(&x)?.relu()?.max_pool2d(2)?;
+        let x = self.fc1.forward(&x.flatten_from(1)?)?.relu()?;
+        pass.dropout(&x, 0.5)
+    }
+
+    /// `(b, 1, 28, 28)` in [0, 1] → `(b, 10)` logits.
+    pub fn forward_pass(&self, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        self.fc2.forward(&self.features(x, pass)?)
+    }
+
+    /// Class probabilities (softmax), `(b, 10)`, in evaluation mode.
+    pub fn probabilities(&self, x: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::softmax(&self.forward_pass(x, &mut Pass::eval())?, D::Minus1)
+    }
+
+    /// Probabilities and features of 28x28 byte images, computed in batches of 500.
+    pub fn run_bytes(&self, pixels: &[u8]) -> Result<(Vec<[f32; 10]>, Vec<Vec<f32>>)> {
+        let (mut probabilities, mut features) = (Vec::new(), Vec::new());
+        for chunk in pixels.chunks(500 * IMAGE_PIXELS) {
+            let n = chunk.len() / IMAGE_PIXELS;
+            let values = chunk[..n * IMAGE_PIXELS]
+                .iter()
+                .map(|&p| PixelRange::Unit.scale(p))
+                .collect();
+            let x = Tensor::from_vec(values, (n, 1, IMAGE_SIDE, IMAGE_SIDE), &self.device)?;
+            let f = self.features(&x, &mut Pass::eval())?;
+            let p = candle_nn::ops::softmax(&self.fc2.forward(&f)?, D::Minus1)?;
+            probabilities.extend(
+                p.to_vec2::<f32>()?
+                    .into_iter()
+                    .map(|row| <[f32; 10]>::try_from(row).expect("10 classes")),
+            );
+            features.extend(f.to_vec2::<f32>()?);
+        }
+        Ok((probabilities, features))
+    }
+
+    /// Accuracy and confusion matrix (`[true][predicted]`) on a split.
+    pub fn evaluate(&self, split: &Split) -> Result<Evaluation> {
+        let (probabilities, _) = self.run_bytes(&split.pixels)?;
+        let mut confusion = [[0usize; 10]; 10];
+        for (p, &label) in probabilities.iter().zip(&split.labels) {
+            confusion[label as usize][argmax(p)] += 1;
+        }
+        let correct: usize = (0..10).map(|d| confusion[d][d]).sum();
+        Ok(Evaluation {
+            accuracy: correct as f64 / split.len().max(1) as f64,
+            confusion,
+        })
+    }
+}
+
+/// Index of the largest value.
+pub fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold(0, |best, (i, v)| if *v > values[best] { i } else { best })
+}
+
+/// Test-set performance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Fraction classified correctly.
+    pub accuracy: f64,
+    /// Counts by true digit (rows) and predicted digit (columns).
+    pub confusion: [[usize; 10]; 10],
+}
+
+impl std::fmt::Display for Evaluation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "accuracy {:.2}%\nconfusion matrix (rows: true digit, columns: predicted)",
+            100.0 * self.accuracy
+        )?;
+        write!(f, "     ")?;
+        for d in 0..10 {
+            write!(f, "{d:>6}")?;
+        }
+        for (d, row) in self.confusion.iter().enumerate() {
+            write!(f, "\n{d:>4} ")?;
+            for count in row {
+                write!(f, "{count:>6}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How to train the classifier.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassifierTraining {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Adam's initial learning rate, decayed linearly to a tenth over the run.
+    pub lr: f64,
+    /// Seed of init, shuffling and dropout.
+    pub seed: u64,
+    /// Show a progress bar and a line per epoch.
+    pub progress: bool,
+}
+
+impl Default for ClassifierTraining {
+    fn default() -> Self {
+        ClassifierTraining {
+            epochs: 3,
+            batch_size: 64,
+            lr: 1e-3,
+            seed: 42,
+            progress: true,
+        }
+    }
+}
+
+/// Trains a classifier on `train`, reporting test accuracy after each epoch.
+pub fn train(
+    train: &Split,
+    test: &Split,
+    options: &ClassifierTraining,
+    device: &Device,
+) -> Result<(Classifier, Vec<Evaluation>)> {
+    let classifier = Classifier::new(options.seed, device)?;
+    let mut adam = Adam::new(&classifier.vars, options.lr, (0.9, 0.999))?;
+    let (mut data_rng, mut dropout_rng) =
+        (rng::seeded(options.seed + 1), rng::seeded(options.seed + 2));
+    let batch_options = BatchOptions {
+        batch_size: options.batch_size,
+        range: PixelRange::Unit,
+        ..Default::default()
+    };
+    let steps_per_epoch = train.len().div_ceil(options.batch_size) as u64;
+    let total_steps = (steps_per_epoch * options.epochs as u64).max(1);
+    let mut evaluations = Vec::new();
+    for epoch in 1..=options.epochs {
+        let started = Instant::now();
+        let bar = if options.progress {
+            ProgressBar::new(steps_per_epoch)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(ProgressStyle::with_template("epoch {prefix} {bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").expect("valid template"));
+        bar.set_prefix(format!("{epoch}/{}", options.epochs));
+        for batch in train.batches(&batch_options, &mut data_rng, device) {
+            let batch = batch?;
+            adam.lr = options.lr * (1.0 - 0.9 * adam.step as f64 / total_steps as f64);
+            let logits =
+                classifier.forward_pass(&batch.images, &mut Pass::train(&mut dropout_rng))?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
+            adam.step(&loss.backward()?)?;
+            if adam.step % 50 == 0 {
+                bar.set_message(format!("loss {:.4}", loss.to_scalar::<f32>()?));
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let evaluation = classifier.evaluate(test)?;
+        if options.progress {
+            println!(
+                "epoch {epoch}/{}: test accuracy {:.2}%  ({:.1}s)",
+                options.epochs,
+                100.0 * evaluation.accuracy,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        evaluations.push(evaluation);
+    }
+    Ok((classifier, evaluations))
+}
