@@ -18,6 +18,16 @@ pub mod train;
 
 use std::path::PathBuf;
 
+pub use candle_core;
+pub use candle_nn;
+
+/// A file shipped in `data/weights/` (the default preset's generator and discriminator, the
+/// classifier), found from the current directory upwards.
+pub fn shipped(file: &str) -> PathBuf {
+    let relative = format!("data/weights/{file}");
+    find_upwards(&relative).unwrap_or_else(|| PathBuf::from(relative))
+}
+
 /// Looks for `relative` in the current directory and its parents; the first that exists wins.
 /// This is how the tools and notebooks find `data/` wherever they are started inside the repo.
 pub fn find_upwards(relative: &str) -> Option<PathBuf> {

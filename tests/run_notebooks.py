@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Executes every notebook in notebooks/ with the real evcxr Rust kernel and fails on any error.
+
+nbconvert alone hides rustc's messages and lets a panic pass (it is only a stderr stream), so
+this runner executes with allow_errors, then scans every output for errors and panics, and
+checks that every cell tagged "expect-image" produced a figure (PNG, or SVG inside HTML).
+
+Usage: run_notebooks.py [--write-back] [NOTEBOOK ...]
+  --write-back  save the executed notebooks in place (to refresh the committed outputs);
+                by default they are written to outputs/notebooks/.
+"""
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+ERROR_PATTERNS = [re.compile(p) for p in (r"panicked at", r"^error(\[E\d+\])?:", r"variable was lost")]
+
+
+def problems(notebook):
+    """(cell index, message) for every error or missing figure."""
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        figures = 0
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                found.append((index, f"{output.get('ename')}: {output.get('evalue')}\n" + "\n".join(output.get("traceback", []))))
+            text = output.get("text", "") if output.output_type == "stream" else ""
+            for line in text.splitlines():
+                if any(p.search(line) for p in ERROR_PATTERNS):
+                    found.append((index, text))
+                    break
+            data = output.get("data", {})
+            if "image/png" in data or "image/svg+xml" in data or "<svg" in data.get("text/html", ""):
+                figures += 1
+        if "expect-image" in cell.metadata.get("tags", []) and figures == 0:
+            found.append((index, "expected a figure, got none"))
+    return found
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    write_back = "--write-back" in sys.argv
+    paths = [Path(a) for a in args] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    out_dir = ROOT / "outputs" / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        started = time.time()
+        client = NotebookClient(notebook, kernel_name="rust", timeout=3600, allow_errors=True, resources={"metadata": {"path": str(path.parent)}})
+        try:
+            client.execute()
+            found = problems(notebook)
+        except Exception as error:  # kernel died, timeout
+            found = [(-1, f"{type(error).__name__}: {error}")]
+        seconds = time.time() - started
+        nbformat.write(notebook, path if write_back else out_dir / path.name)
+        if found:
+            failed += 1
+            print(f"FAILED {path.name} ({seconds:.0f} s)")
+            for index, message in found:
+                print(f"  cell {index}: {message[:3000]}")
+        else:
+            print(f"ok     {path.name} ({seconds:.0f} s)")
+    print(f"notebooks: {len(paths) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
