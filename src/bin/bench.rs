@@ -83,7 +83,7 @@ fn bench_classifier(steps: usize) -> Result<()> {
     let y = mnist.train.clone().limit(64).labels_tensor(&Device::Cpu)?;
     let mut step = || -> Result<()> {
         let logits = classifier.forward_pass(&x, &mut Pass::train(&mut dropout_rng))?;
-        adam.step(&candle_nn::loss::cross_entropy(&logits, &y)?.backward()?)?;
+        adam.step(&gan_lib::candle_nn::loss::cross_entropy(&logits, &y)?.backward()?)?;
         Ok(())
     };
     step()?;
