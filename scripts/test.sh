@@ -20,7 +20,11 @@ if ! python3 -c "import nbclient, nbformat, jupyter_client" 2>/dev/null; then
     python3 -m pip install --quiet nbclient nbconvert
 fi
 evcxr_jupyter --install >/dev/null
-# One fixed build folder for the kernel, so runs after the first reuse compiled crates.
-export EVCXR_TMPDIR="$PWD/target/evcxr" MNIST_GAN_QUICK=1
+# One fixed build folder for the kernel, so runs after the first reuse compiled crates. It must
+# lie outside this cargo workspace, or cargo refuses the kernel's generated project.
+export EVCXR_TMPDIR="${EVCXR_TMPDIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mnist-gan/evcxr}" MNIST_GAN_QUICK=1
 mkdir -p "$EVCXR_TMPDIR"
+# The kernel dlopens code linked against the toolchain's libstd-*.so; cargo's relative rpath
+# does not reach it from every EVCXR_TMPDIR, so name the folder.
+export LD_LIBRARY_PATH="$(rustc --print target-libdir)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 python3 tests/run_notebooks.py

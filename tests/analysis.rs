@@ -11,15 +11,27 @@ use gan_lib::plot;
 
 fn mnist() -> &'static Mnist {
     static MNIST: OnceLock<Mnist> = OnceLock::new();
-    MNIST.get_or_init(|| Mnist::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist")).unwrap())
+    MNIST.get_or_init(|| {
+        Mnist::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist")).unwrap()
+    })
 }
 
 fn classifier() -> Classifier {
-    Classifier::load(concat!(env!("CARGO_MANIFEST_DIR"), "/data/weights/classifier.safetensors"), &Device::Cpu).expect("the shipped classifier loads")
+    Classifier::load(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/weights/classifier.safetensors"
+        ),
+        &Device::Cpu,
+    )
+    .expect("the shipped classifier loads")
 }
 
 fn shipped_generator() -> &'static str {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/data/weights/generator.safetensors")
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/weights/generator.safetensors"
+    )
 }
 
 #[test]
@@ -31,7 +43,8 @@ fn shipped_classifier_reaches_99_2_percent_on_the_test_set() {
 
 #[test]
 fn probabilities_sum_to_one_and_predictions_agree_with_them() {
-    let predictions = analysis::predict(&classifier(), &mnist().test.clone().limit(50).pixels).unwrap();
+    let predictions =
+        analysis::predict(&classifier(), &mnist().test.clone().limit(50).pixels).unwrap();
     for p in &predictions {
         let sum: f32 = p.probabilities.iter().sum();
         assert!((sum - 1.0).abs() < 1e-4, "{sum}");
@@ -39,7 +52,11 @@ fn probabilities_sum_to_one_and_predictions_agree_with_them() {
         assert!(p.probabilities.iter().all(|&q| q <= p.confidence));
     }
     let labels = &mnist().test.labels[..50];
-    let correct = predictions.iter().zip(labels).filter(|(p, &l)| p.digit == l as usize).count();
+    let correct = predictions
+        .iter()
+        .zip(labels)
+        .filter(|(p, &l)| p.digit == l as usize)
+        .count();
     assert!(correct >= 48, "{correct}/50");
 }
 
@@ -48,15 +65,23 @@ fn figures_are_written_non_empty_at_their_size() {
     let pixels = mnist().test.clone().limit(25).pixels;
     let predictions = analysis::predict(&classifier(), &pixels).unwrap();
     let batch = analysis::batch_figure(&pixels, &predictions, 0.8).unwrap();
-    assert_eq!(batch.size(), (5 * (112 + 10) + 10, 5 * (112 + 26 + 10) + 10 + 30));
+    assert_eq!(
+        batch.size(),
+        (5 * (112 + 10) + 10, 5 * (112 + 26 + 10) + 10 + 30)
+    );
     let histogram = analysis::probability_figure(&pixels[..IMAGE_PIXELS], &predictions[0]).unwrap();
     assert_eq!(histogram.size(), (224 + 40 + 520, 224 + 40));
     // The predicted bar is orange, somewhere right of the digit.
     assert!(histogram.image.pixels().any(|p| p.0 == [255, 127, 14]));
-    let distribution = analysis::distribution_figure(&ClassDistribution::new(&predictions, 0.8)).unwrap();
+    let distribution =
+        analysis::distribution_figure(&ClassDistribution::new(&predictions, 0.8)).unwrap();
     assert_eq!(distribution.size(), (800, 450));
     let dir = tempfile::tempdir().unwrap();
-    for (name, picture) in [("batch.png", &batch), ("histogram.png", &histogram), ("distribution.png", &distribution)] {
+    for (name, picture) in [
+        ("batch.png", &batch),
+        ("histogram.png", &histogram),
+        ("distribution.png", &distribution),
+    ] {
         picture.save(dir.path().join(name)).unwrap();
         let read = image::open(dir.path().join(name)).unwrap();
         assert_eq!((read.width(), read.height()), picture.size(), "{name}");
@@ -70,51 +95,106 @@ fn figures_are_written_non_empty_at_their_size() {
 #[test]
 fn low_confidence_is_marked_in_red() {
     let pixels = mnist().test.clone().limit(2).pixels;
-    let unsure = Prediction { digit: 3, confidence: 0.3, probabilities: [0.3, 0.2, 0.1, 0.3, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0] };
-    let sure = Prediction { digit: 3, confidence: 0.99, probabilities: [0.0, 0.0, 0.0, 0.99, 0.01, 0.0, 0.0, 0.0, 0.0, 0.0] };
-    let red = |p: &plot::Picture| p.image.pixels().filter(|px| px.0[0] > 200 && px.0[1] < 60 && px.0[2] < 60).count();
+    let unsure = Prediction {
+        digit: 3,
+        confidence: 0.3,
+        probabilities: [0.3, 0.2, 0.1, 0.3, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0],
+    };
+    let sure = Prediction {
+        digit: 3,
+        confidence: 0.99,
+        probabilities: [0.0, 0.0, 0.0, 0.99, 0.01, 0.0, 0.0, 0.0, 0.0, 0.0],
+    };
+    let red = |p: &plot::Picture| {
+        p.image
+            .pixels()
+            .filter(|px| px.0[0] > 200 && px.0[1] < 60 && px.0[2] < 60)
+            .count()
+    };
     assert!(red(&analysis::batch_figure(&pixels, &[unsure, unsure], 0.8).unwrap()) > 500);
     assert!(red(&analysis::batch_figure(&pixels, &[sure, sure], 0.8).unwrap()) < 50);
 }
 
 #[test]
 fn class_distribution_of_one_digit_and_of_real_mnist() {
-    let one = vec![Prediction { digit: 4, confidence: 0.9, probabilities: [0.0, 0.0, 0.0, 0.0, 0.9, 0.1, 0.0, 0.0, 0.0, 0.0] }; 100];
+    let one = vec![
+        Prediction {
+            digit: 4,
+            confidence: 0.9,
+            probabilities: [0.0, 0.0, 0.0, 0.0, 0.9, 0.1, 0.0, 0.0, 0.0, 0.0]
+        };
+        100
+    ];
     let collapsed = ClassDistribution::new(&one, 0.8);
     assert_eq!(collapsed.digits_covered, 1);
     assert!((collapsed.kl_from_uniform - 10f64.ln()).abs() < 1e-9);
     assert_eq!(collapsed.warnings.len(), 10);
-    assert!(collapsed.warnings.iter().any(|w| w.contains("digit 0 never appears")));
+    assert!(collapsed
+        .warnings
+        .iter()
+        .any(|w| w.contains("digit 0 never appears")));
     let probabilities: Vec<[f32; 10]> = one.iter().map(|p| p.probabilities).collect();
     assert!((inception_score(&probabilities, 10).0 - 1.0).abs() < 1e-6);
 
-    let predictions = analysis::predict(&classifier(), &mnist().test.pixels[..2000 * IMAGE_PIXELS]).unwrap();
+    let predictions =
+        analysis::predict(&classifier(), &mnist().test.pixels[..2000 * IMAGE_PIXELS]).unwrap();
     let real = ClassDistribution::new(&predictions, 0.8);
     assert_eq!(real.digits_covered, 10);
-    assert!(real.kl_from_uniform < 0.01 && real.warnings.is_empty(), "{real}");
-    assert!(real.mean_confidence > 0.97 && real.low_confidence_share < 0.03, "{real}");
+    assert!(
+        real.kl_from_uniform < 0.01 && real.warnings.is_empty(),
+        "{real}"
+    );
+    assert!(
+        real.mean_confidence > 0.97 && real.low_confidence_share < 0.03,
+        "{real}"
+    );
 }
 
 #[test]
 fn metrics_rank_real_shifted_and_generated_digits_sensibly() {
     let classifier = classifier();
     let test = &mnist().test;
-    let (_, test_features) = classifier.run_bytes(&test.pixels[..2000 * IMAGE_PIXELS]).unwrap();
+    let (_, test_features) = classifier
+        .run_bytes(&test.pixels[..2000 * IMAGE_PIXELS])
+        .unwrap();
     assert!(frechet_distance(&test_features, &test_features) < 1e-6);
     // Shifting every digit 3 pixels right makes a worse set.
-    let shifted: Vec<u8> = test.pixels[..2000 * IMAGE_PIXELS].chunks(IMAGE_PIXELS).flat_map(|d| (0..IMAGE_PIXELS).map(move |i| if i % 28 >= 3 { d[i - 3] } else { 0 })).collect();
+    let shifted: Vec<u8> = test.pixels[..2000 * IMAGE_PIXELS]
+        .chunks(IMAGE_PIXELS)
+        .flat_map(|d| (0..IMAGE_PIXELS).map(move |i| if i % 28 >= 3 { d[i - 3] } else { 0 }))
+        .collect();
     let (_, shifted_features) = classifier.run_bytes(&shifted).unwrap();
-    let (_, other_real) = classifier.run_bytes(&mnist().train.pixels[..2000 * IMAGE_PIXELS]).unwrap();
+    let (_, other_real) = classifier
+        .run_bytes(&mnist().train.pixels[..2000 * IMAGE_PIXELS])
+        .unwrap();
     let real_distance = frechet_distance(&other_real, &test_features);
     let shifted_distance = frechet_distance(&shifted_features, &test_features);
-    assert!(shifted_distance > 3.0 * real_distance, "shifted {shifted_distance} vs real {real_distance}");
+    assert!(
+        shifted_distance > 3.0 * real_distance,
+        "shifted {shifted_distance} vs real {real_distance}"
+    );
 
-    let generated = DigitSource::Generator { path: shipped_generator().into(), n: 1000, seed: 0 }.load(&Device::Cpu).unwrap();
-    let small = Mnist { train: mnist().train.clone().limit(1000), test: mnist().test.clone().limit(2000) };
+    let generated = DigitSource::Generator {
+        path: shipped_generator().into(),
+        n: 1000,
+        seed: 0,
+    }
+    .load(&Device::Cpu)
+    .unwrap();
+    let small = Mnist {
+        train: mnist().train.clone().limit(1000),
+        test: mnist().test.clone().limit(2000),
+    };
     let report = QualityReport::compute(&classifier, &generated, &small).unwrap();
-    assert!(report.frechet_distance > report.frechet_distance_real, "{report}");
+    assert!(
+        report.frechet_distance > report.frechet_distance_real,
+        "{report}"
+    );
     assert!(report.inception_score_real.0 > 9.0, "{report}");
-    assert!(report.inception_score.0 > 5.0, "the shipped generator should draw varied digits: {report}");
+    assert!(
+        report.inception_score.0 > 5.0,
+        "the shipped generator should draw varied digits: {report}"
+    );
 }
 
 #[test]
@@ -123,12 +203,25 @@ fn digits_come_from_every_kind_of_source() {
     let digits = mnist().test.clone().limit(12).pixels;
 
     let idx_path = dir.path().join("digits-idx3-ubyte");
-    idx::write_images(&idx_path, &idx::IdxImages { count: 12, pixels: digits.clone() }).unwrap();
-    assert_eq!(DigitSource::guess(&idx_path, 0, 0).load(&Device::Cpu).unwrap(), digits);
+    idx::write_images(
+        &idx_path,
+        &idx::IdxImages {
+            count: 12,
+            pixels: digits.clone(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        DigitSource::guess(&idx_path, 0, 0)
+            .load(&Device::Cpu)
+            .unwrap(),
+        digits
+    );
 
     // .npy: uint8 (n, 28, 28), and float32 (n, 784) in [-1, 1].
     let npy = |descr: &str, shape: &str, data: &[u8]| {
-        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
         while (10 + header.len() + 1) % 64 != 0 {
             header.push(' ');
         }
@@ -141,34 +234,77 @@ fn digits_come_from_every_kind_of_source() {
     };
     let u8_path = dir.path().join("u8.npy");
     std::fs::write(&u8_path, npy("|u1", "(12, 28, 28)", &digits)).unwrap();
-    assert_eq!(DigitSource::guess(&u8_path, 0, 0).load(&Device::Cpu).unwrap(), digits);
-    let floats: Vec<u8> = digits.iter().flat_map(|&p| (p as f32 / 127.5 - 1.0).to_le_bytes()).collect();
+    assert_eq!(
+        DigitSource::guess(&u8_path, 0, 0)
+            .load(&Device::Cpu)
+            .unwrap(),
+        digits
+    );
+    let floats: Vec<u8> = digits
+        .iter()
+        .flat_map(|&p| (p as f32 / 127.5 - 1.0).to_le_bytes())
+        .collect();
     let f32_path = dir.path().join("f32.npy");
     std::fs::write(&f32_path, npy("<f4", "(12, 784)", &floats)).unwrap();
-    assert_eq!(DigitSource::guess(&f32_path, 0, 0).load(&Device::Cpu).unwrap(), digits);
+    assert_eq!(
+        DigitSource::guess(&f32_path, 0, 0)
+            .load(&Device::Cpu)
+            .unwrap(),
+        digits
+    );
     let bad_path = dir.path().join("bad.npy");
     std::fs::write(&bad_path, npy("|u1", "(12, 30, 30)", &digits)).unwrap();
-    let error = DigitSource::guess(&bad_path, 0, 0).load(&Device::Cpu).unwrap_err();
-    assert!(error.to_string().contains("bad.npy") && error.to_string().contains("28x28"), "{error}");
+    let error = DigitSource::guess(&bad_path, 0, 0)
+        .load(&Device::Cpu)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("bad.npy") && error.to_string().contains("28x28"),
+        "{error}"
+    );
 
     // A folder of PNGs, in name order.
     let folder = dir.path().join("pngs");
     std::fs::create_dir(&folder).unwrap();
     for (i, digit) in digits.chunks(IMAGE_PIXELS).enumerate() {
-        image::GrayImage::from_raw(28, 28, digit.to_vec()).unwrap().save(folder.join(format!("{i:03}.png"))).unwrap();
+        image::GrayImage::from_raw(28, 28, digit.to_vec())
+            .unwrap()
+            .save(folder.join(format!("{i:03}.png")))
+            .unwrap();
     }
-    assert_eq!(DigitSource::guess(&folder, 0, 0).load(&Device::Cpu).unwrap(), digits);
+    assert_eq!(
+        DigitSource::guess(&folder, 0, 0)
+            .load(&Device::Cpu)
+            .unwrap(),
+        digits
+    );
 
     // Grid PNGs like torchvision's save_image(..., nrow=4): padding 2, and a 2x one with padding 4.
     let grid = plot::grid(&digits, 4, 2);
     let grid_path = dir.path().join("epoch_020.png");
     grid.save(&grid_path).unwrap();
-    assert_eq!(DigitSource::guess(&grid_path, 0, 0).load(&Device::Cpu).unwrap(), digits);
+    assert_eq!(
+        DigitSource::guess(&grid_path, 0, 0)
+            .load(&Device::Cpu)
+            .unwrap(),
+        digits
+    );
     let big = plot::upscale(&grid, 2);
     let big_path = dir.path().join("big.png");
     big.save(&big_path).unwrap();
-    let loaded = DigitSource::GridPng { path: big_path.clone(), cell: None, padding: None }.load(&Device::Cpu).unwrap();
+    let loaded = DigitSource::GridPng {
+        path: big_path.clone(),
+        cell: None,
+        padding: None,
+    }
+    .load(&Device::Cpu)
+    .unwrap();
     assert_eq!(loaded.len(), digits.len());
-    let error = DigitSource::GridPng { path: big_path, cell: Some(30), padding: Some(1) }.load(&Device::Cpu).unwrap_err();
+    let error = DigitSource::GridPng {
+        path: big_path,
+        cell: Some(30),
+        padding: Some(1),
+    }
+    .load(&Device::Cpu)
+    .unwrap_err();
     assert!(error.to_string().contains("big.png"), "{error}");
 }

@@ -263,7 +263,7 @@ pub fn split_grid(
 ) -> Result<Vec<u8>, String> {
     let (w, h) = image.dimensions();
     let fits = |c: u32, p: u32| {
-        c > 0 && w > p && h > p && (w - p) % (c + p) == 0 && (h - p) % (c + p) == 0
+        c > 0 && w > p && h > p && (w - p).is_multiple_of(c + p) && (h - p).is_multiple_of(c + p)
     };
     let uniform_padding = |c: u32, p: u32| -> bool {
         if p == 0 {
@@ -633,7 +633,11 @@ pub fn distribution_figure(distribution: &ClassDistribution) -> Result<Picture, 
             .y_label_formatter(&|v| format!("{:.0}%", 100.0 * v))
             .draw()?;
         chart.draw_series(distribution.shares.iter().enumerate().map(|(d, &s)| {
-            let colour = if s < 0.05 || s > 0.2 { RED } else { BLUE };
+            let colour = if !(0.05..=0.2).contains(&s) {
+                RED
+            } else {
+                BLUE
+            };
             let mut bar = Rectangle::new(
                 [
                     (SegmentValue::Exact(d as u32), 0.0),

@@ -105,7 +105,7 @@ impl Classifier {
     }
 
     /// Probabilities and features of 28x28 byte images, computed in batches of 500.
-    pub fn run_bytes(&self, pixels: &[u8]) -> Result<(Vec<[f32; 10]>, Vec<Vec<f32>>)> {
+    pub fn run_bytes(&self, pixels: &[u8]) -> Result<ProbabilitiesAndFeatures> {
         let (mut probabilities, mut features) = (Vec::new(), Vec::new());
         for chunk in pixels.chunks(500 * IMAGE_PIXELS) {
             let n = chunk.len() / IMAGE_PIXELS;
@@ -140,6 +140,9 @@ impl Classifier {
         })
     }
 }
+
+/// Per image: the ten class probabilities, and the 128 features.
+pub type ProbabilitiesAndFeatures = (Vec<[f32; 10]>, Vec<Vec<f32>>);
 
 /// Index of the largest value.
 pub fn argmax(values: &[f32]) -> usize {

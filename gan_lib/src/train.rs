@@ -467,13 +467,14 @@ impl Trainer {
             d_fake: sum.d_fake / steps,
         };
         let seconds = started.elapsed().as_secs_f64();
-        let samples = if self.epoch % config.sample_every == 0 || self.epoch == config.epochs {
-            let picture = self.sample_grid()?;
-            picture.save(self.paths.samples(self.epoch))?;
-            Some(picture)
-        } else {
-            None
-        };
+        let samples =
+            if self.epoch.is_multiple_of(config.sample_every) || self.epoch == config.epochs {
+                let picture = self.sample_grid()?;
+                picture.save(self.paths.samples(self.epoch))?;
+                Some(picture)
+            } else {
+                None
+            };
         write_losses(&self.paths.losses_csv(), &self.history)?;
         plot::loss_curves(&self.history, &format!("{}: losses", config.name))?
             .save(self.paths.losses_png())?;

@@ -20,7 +20,12 @@ use gan_lib::{optim, rng};
 /// Peak resident memory of this process, in MiB.
 fn peak_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let kib = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
     kib / 1024.0
 }
 
@@ -37,9 +42,16 @@ fn bench_preset(name: &str, steps: usize) -> Result<()> {
     let mut trainer = Trainer::new(&config, dir.path(), &Device::Cpu)?;
     let images = mnist.train.clone().limit((steps + 3) * config.batch_size);
     let batches: Vec<_> = {
-        let options = gan_lib::data::BatchOptions { batch_size: config.batch_size, rotation_degrees: config.rotation_degrees, drop_last: true, ..Default::default() };
+        let options = gan_lib::data::BatchOptions {
+            batch_size: config.batch_size,
+            rotation_degrees: config.rotation_degrees,
+            drop_last: true,
+            ..Default::default()
+        };
         let mut data_rng = rng::seeded(0);
-        images.batches(&options, &mut data_rng, &Device::Cpu).collect::<candle_core::Result<_>>()?
+        images
+            .batches(&options, &mut data_rng, &Device::Cpu)
+            .collect::<candle_core::Result<_>>()?
     };
     for batch in &batches[..3] {
         trainer.train_step(&batch.images)?;
@@ -57,7 +69,9 @@ fn bench_preset(name: &str, steps: usize) -> Result<()> {
     let generation: Vec<f64> = (0..3)
         .map(|_| {
             let started = Instant::now();
-            let out = generator.forward_pass(&z, &mut Pass::eval()).and_then(|t| t.sum_all()?.to_scalar::<f32>());
+            let out = generator
+                .forward_pass(&z, &mut Pass::eval())
+                .and_then(|t| t.sum_all()?.to_scalar::<f32>());
             out.map(|_| started.elapsed().as_secs_f64())
         })
         .collect::<candle_core::Result<_>>()?;
@@ -79,7 +93,11 @@ fn bench_classifier(steps: usize) -> Result<()> {
     let classifier = Classifier::new(0, &Device::Cpu)?;
     let mut adam = optim::Adam::new(&classifier.vars, 1e-3, (0.9, 0.999))?;
     let mut dropout_rng = rng::seeded(0);
-    let x = mnist.train.clone().limit(64).images_tensor(PixelRange::Unit, &Device::Cpu)?;
+    let x = mnist
+        .train
+        .clone()
+        .limit(64)
+        .images_tensor(PixelRange::Unit, &Device::Cpu)?;
     let y = mnist.train.clone().limit(64).labels_tensor(&Device::Cpu)?;
     let mut step = || -> Result<()> {
         let logits = classifier.forward_pass(&x, &mut Pass::train(&mut dropout_rng))?;
@@ -101,8 +119,17 @@ fn bench_classifier(steps: usize) -> Result<()> {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let steps: usize = value("--steps").map(|s| s.parse()).transpose().context("--steps")?.unwrap_or(30);
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let steps: usize = value("--steps")
+        .map(|s| s.parse())
+        .transpose()
+        .context("--steps")?
+        .unwrap_or(30);
     if let Some(name) = value("--one") {
         return bench_preset(&name, steps);
     }
@@ -110,23 +137,36 @@ fn main() -> Result<()> {
         return bench_classifier(steps);
     }
     let threads = std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
-    println!("CANDLE_NUM_THREADS={threads}, {steps} timed steps per preset after 3 warm-up steps\n");
+    println!(
+        "CANDLE_NUM_THREADS={threads}, {steps} timed steps per preset after 3 warm-up steps\n"
+    );
     let loads: Vec<f64> = (0..5)
         .map(|_| {
             let started = Instant::now();
             Mnist::load_vendored().map(|_| started.elapsed().as_secs_f64())
         })
         .collect::<Result<_, _>>()?;
-    println!("loading all 70,000 MNIST images from data/mnist/*.gz: {:.3} s (median of 5)\n", median(loads));
-    println!("| preset | batch | ms/step | images/s | s/epoch (60,000) | 10,000 digits (s) | peak MiB |");
+    println!(
+        "loading all 70,000 MNIST images from data/mnist/*.gz: {:.3} s (median of 5)\n",
+        median(loads)
+    );
+    println!(
+        "| preset | batch | ms/step | images/s | s/epoch (60,000) | 10,000 digits (s) | peak MiB |"
+    );
     println!("|---|---|---|---|---|---|---|");
-    let chosen = value("--presets").map(|p| p.split(',').map(str::to_owned).collect::<Vec<_>>()).unwrap_or_else(|| PRESETS.iter().map(|(n, _)| n.to_string()).collect());
+    let chosen = value("--presets")
+        .map(|p| p.split(',').map(str::to_owned).collect::<Vec<_>>())
+        .unwrap_or_else(|| PRESETS.iter().map(|(n, _)| n.to_string()).collect());
     let me = std::env::current_exe()?;
     for name in chosen {
-        let status = Command::new(&me).args(["--one", &name, "--steps", &steps.to_string()]).status()?;
+        let status = Command::new(&me)
+            .args(["--one", &name, "--steps", &steps.to_string()])
+            .status()?;
         anyhow::ensure!(status.success(), "benchmark of {name} failed");
     }
-    let status = Command::new(&me).args(["--classifier", "--steps", &steps.to_string()]).status()?;
+    let status = Command::new(&me)
+        .args(["--classifier", "--steps", &steps.to_string()])
+        .status()?;
     anyhow::ensure!(status.success(), "classifier benchmark failed");
     Ok(())
 }
