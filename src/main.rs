@@ -94,8 +94,8 @@ struct ClassifierArgs {
     /// Images per step.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    /// Adam's learning rate (decayed linearly to a tenth).
-    #[arg(long, default_value_t = 1e-3)]
+    /// Adam's peak learning rate (warm-up over 200 steps, then linear decay to zero).
+    #[arg(long, default_value_t = 2e-3)]
     lr: f64,
     /// Seed of init, shuffling and dropout.
     #[arg(long, default_value_t = 42)]

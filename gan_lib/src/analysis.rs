@@ -221,6 +221,16 @@ fn read_npy(path: &Path) -> Result<Vec<u8>, AnalysisError> {
     Ok(values.into_iter().map(to_byte).collect())
 }
 
+/// The image itself when it is 28x28, else resized to 28x28.
+fn to_mnist_size(image: image::GrayImage) -> image::GrayImage {
+    let side = IMAGE_SIDE as u32;
+    if image.dimensions() == (side, side) {
+        image
+    } else {
+        image::imageops::resize(&image, side, side, image::imageops::FilterType::Triangle)
+    }
+}
+
 /// Reads every PNG in a folder, in name order, as 28x28 greyscale.
 fn read_png_folder(dir: &Path) -> Result<Vec<u8>, AnalysisError> {
     let entries = std::fs::read_dir(dir)
@@ -238,17 +248,7 @@ fn read_png_folder(dir: &Path) -> Result<Vec<u8>, AnalysisError> {
         let image = image::open(&file)
             .map_err(|e| source_error(&file, format!("not a readable image: {e}")))?
             .to_luma8();
-        let image = if image.dimensions() == (IMAGE_SIDE as u32, IMAGE_SIDE as u32) {
-            image
-        } else {
-            image::imageops::resize(
-                &image,
-                IMAGE_SIDE as u32,
-                IMAGE_SIDE as u32,
-                image::imageops::FilterType::Triangle,
-            )
-        };
-        pixels.extend_from_slice(image.as_raw());
+        pixels.extend_from_slice(to_mnist_size(image).as_raw());
     }
     Ok(pixels)
 }
@@ -298,17 +298,7 @@ pub fn split_grid(
             let digit =
                 image::imageops::crop_imm(image, p + column * (c + p), p + row * (c + p), c, c)
                     .to_image();
-            let digit = if c == IMAGE_SIDE as u32 {
-                digit
-            } else {
-                image::imageops::resize(
-                    &digit,
-                    IMAGE_SIDE as u32,
-                    IMAGE_SIDE as u32,
-                    image::imageops::FilterType::Triangle,
-                )
-            };
-            pixels.extend_from_slice(digit.as_raw());
+            pixels.extend_from_slice(to_mnist_size(digit).as_raw());
         }
     }
     Ok(pixels)
