@@ -12,7 +12,7 @@ cargo test --workspace
 
 echo "== Notebooks"
 EVCXR_VERSION=0.22.0
-if ! command -v evcxr_jupyter >/dev/null || ! evcxr_jupyter --version 2>/dev/null | grep -q "$EVCXR_VERSION"; then
+if ! command -v evcxr_jupyter >/dev/null || ! cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
     echo "installing evcxr_jupyter $EVCXR_VERSION (10-17 minutes on 2 cores)"
     cargo install evcxr_jupyter --locked --version "$EVCXR_VERSION"
 fi
