@@ -523,6 +523,25 @@ pub fn batch_figure(
     Ok(picture)
 }
 
+/// The bar of `digit` on a chart with one segment per digit, from 0 up to `value`.
+fn digit_bar<Y: Default>(
+    digit: usize,
+    value: Y,
+    colour: RGBColor,
+    margin: u32,
+) -> Rectangle<(SegmentValue<u32>, Y)> {
+    let digit = digit as u32;
+    let mut bar = Rectangle::new(
+        [
+            (SegmentValue::Exact(digit), Y::default()),
+            (SegmentValue::Exact(digit + 1), value),
+        ],
+        colour.filled(),
+    );
+    bar.set_margin(0, 0, margin, margin);
+    bar
+}
+
 /// Draws a bar chart of ten probabilities, the predicted digit in orange.
 fn draw_probability_bars<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -545,18 +564,13 @@ where
         .y_desc("probability")
         .x_labels(10)
         .draw()?;
-    chart.draw_series(prediction.probabilities.iter().enumerate().map(|(d, &p)| {
-        let colour = if d == prediction.digit { ORANGE } else { BLUE };
-        let mut bar = Rectangle::new(
-            [
-                (SegmentValue::Exact(d as u32), 0.0),
-                (SegmentValue::Exact(d as u32 + 1), p),
-            ],
-            colour.filled(),
-        );
-        bar.set_margin(0, 0, 4, 4);
-        bar
-    }))?;
+    chart.draw_series(
+        prediction
+            .probabilities
+            .iter()
+            .enumerate()
+            .map(|(d, &p)| digit_bar(d, p, if d == prediction.digit { ORANGE } else { BLUE }, 4)),
+    )?;
     Ok(())
 }
 
@@ -623,20 +637,7 @@ pub fn distribution_figure(distribution: &ClassDistribution) -> Result<Picture, 
             .y_label_formatter(&|v| format!("{:.0}%", 100.0 * v))
             .draw()?;
         chart.draw_series(distribution.shares.iter().enumerate().map(|(d, &s)| {
-            let colour = if !(0.05..=0.2).contains(&s) {
-                RED
-            } else {
-                BLUE
-            };
-            let mut bar = Rectangle::new(
-                [
-                    (SegmentValue::Exact(d as u32), 0.0),
-                    (SegmentValue::Exact(d as u32 + 1), s),
-                ],
-                colour.filled(),
-            );
-            bar.set_margin(0, 0, 6, 6);
-            bar
+            digit_bar(d, s, if (0.05..=0.2).contains(&s) { BLUE } else { RED }, 6)
         }))?;
         chart.draw_series(std::iter::once(PathElement::new(
             vec![(SegmentValue::Exact(0), 0.1), (SegmentValue::Last, 0.1)],
