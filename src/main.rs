@@ -11,7 +11,6 @@ use gan_lib::data::hub::HubOptions;
 use gan_lib::data::IMAGE_PIXELS;
 use gan_lib::data::{idx, Mnist, Split};
 use gan_lib::metrics::QualityReport;
-use gan_lib::models::Pass;
 use gan_lib::train::{Gan, Trainer};
 use gan_lib::{plot, rng};
 
@@ -195,6 +194,7 @@ struct SampleArgs {
 }
 
 fn main() -> Result<()> {
+    gan_lib::tune_allocator();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Train(TrainArgs {
         preset: DEFAULT_PRESET.into(),
@@ -337,7 +337,7 @@ fn sample(args: SampleArgs) -> Result<()> {
         1.0,
         &device,
     )?;
-    let images = generator.forward_pass(&z, &mut Pass::eval())?;
+    let images = generator.generate(&z)?;
     let pixels = plot::to_bytes(&images)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;

@@ -8,13 +8,16 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Module, ModuleT, Result, Tensor, D};
-use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, VarBuilder, VarMap};
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::{Linear, VarBuilder, VarMap};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{self, CheckpointError, TensorFile};
 use crate::data::{BatchOptions, PixelRange, Split, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::models::{init_weights, InitScheme, Pass};
+use crate::ops::conv::Conv2d;
+use crate::ops::norm::BatchNorm;
+use crate::ops::pointwise::leaky_relu;
 use crate::optim::Adam;
 use crate::rng;
 
@@ -44,14 +47,10 @@ impl Classifier {
     pub fn new(seed: u64, device: &Device) -> Result<Classifier> {
         let vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, DType::F32, device);
-        let same = Conv2dConfig {
-            padding: 2,
-            ..Default::default()
-        };
         let classifier = Classifier {
-            conv1: candle_nn::conv2d(1, 32, 5, same, vb.pp("conv1"))?,
+            conv1: Conv2d::new(1, 32, 5, 1, 2, vb.pp("conv1"))?,
             norm1: crate::models::batch_norm(32, vb.pp("norm1"))?,
-            conv2: candle_nn::conv2d(32, 64, 5, same, vb.pp("conv2"))?,
+            conv2: Conv2d::new(32, 64, 5, 1, 2, vb.pp("conv2"))?,
             norm2: crate::models::batch_norm(64, vb.pp("norm2"))?,
             fc1: candle_nn::linear(64 * 7 * 7, FEATURES, vb.pp("fc1"))?,
             fc2: candle_nn::linear(FEATURES, 10, vb.pp("fc2"))?,
@@ -101,15 +100,13 @@ impl Classifier {
         let x = x.affine(1.0 / MNIST_STD, -MNIST_MEAN / MNIST_STD)?;
         let x = self
             .norm1
-            .forward_t(&self.conv1.forward(&x)?, pass.is_train())?
-            .relu()?
-            .max_pool2d(2)?;
+            .forward_t(&self.conv1.forward(&x)?, pass.is_train())?;
+        let x = leaky_relu(&x, 0.0)?.max_pool2d(2)?;
         let x = self
             .norm2
-            .forward_t(&self.conv2.forward(&x)?, pass.is_train())?
-            .relu()?
-            .max_pool2d(2)?;
-        let x = self.fc1.forward(&x.flatten_from(1)?)?.relu()?;
+            .forward_t(&self.conv2.forward(&x)?, pass.is_train())?;
+        let x = leaky_relu(&x, 0.0)?.max_pool2d(2)?;
+        let x = leaky_relu(&self.fc1.forward(&x.flatten_from(1)?)?, 0.0)?;
         pass.dropout(&x, 0.25)
     }
 
@@ -243,6 +240,7 @@ pub fn train(
     options: &ClassifierTraining,
     device: &Device,
 ) -> Result<(Classifier, Vec<Evaluation>)> {
+    crate::tune_allocator();
     let classifier = Classifier::new(options.seed, device)?;
     let mut adam = Adam::new(&classifier.vars, options.lr, (0.9, 0.999))?;
     let (mut data_rng, mut dropout_rng) =

@@ -260,6 +260,7 @@ impl Trainer {
         run_dir: impl Into<PathBuf>,
         device: &Device,
     ) -> Result<Trainer, TrainError> {
+        crate::tune_allocator();
         let paths = RunPaths {
             root: run_dir.into(),
         };
@@ -294,6 +295,7 @@ impl Trainer {
         epochs: Option<usize>,
         device: &Device,
     ) -> Result<Trainer, TrainError> {
+        crate::tune_allocator();
         let paths = RunPaths {
             root: run_dir.into(),
         };

@@ -1,21 +1,31 @@
-//! Benchmarks: MNIST loading, training and generation speed of every preset, the
-//! classifier's training and inference speed, and peak memory.
+//! Benchmarks, side by side with PyTorch: for every preset, training speed (D and G steps on
+//! real MNIST batches), achieved GFLOP/s, generation of 10,000 digits and peak memory; then
+//! the classifier's training and inference speed. The same steps run in PyTorch
+//! (`bench/torch_reference.py`, built from the same preset files) right after ours, so the
+//! our/PyTorch ratios come from one run and machine noise mostly cancels.
 //!
-//! `cargo run --release --bin bench` (options: `--steps N`, `--presets a,b`). Each preset
-//! runs in its own child process so that its peak memory (VmHWM) is its own. Set
-//! `CANDLE_NUM_THREADS` to choose the thread count; it is printed with the results.
+//! ```sh
+//! cargo run --release --bin bench                      # all presets, 1 and 2 threads
+//! cargo run --release --bin bench -- --threads 1 --presets quick-mlp,dcgan-course --steps 50
+//! ```
+//!
+//! Options: `--steps N` timed steps (after 3 warm-up steps; default 30), `--presets a,b`,
+//! `--threads 1,2` (each count sets both candle's and PyTorch's thread count), `--repeat R`
+//! (median of R alternating runs; default 1), `--no-torch`, `--no-classifier`. Each
+//! measurement runs in its own process, so peak memory (VmHWM / ru_maxrss) is its own.
 
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use gan_lib::classifier::Classifier;
-use gan_lib::config::{TrainConfig, PRESETS};
-use gan_lib::data::{Mnist, PixelRange};
+use gan_lib::config::{GeneratorStart, ModelConfig, TrainConfig, PRESETS};
+use gan_lib::data::{BatchOptions, Mnist, PixelRange, IMAGE_PIXELS, IMAGE_SIDE};
 use gan_lib::models::Pass;
 use gan_lib::train::Trainer;
 use gan_lib::{optim, rng};
+use serde_json::{json, Value};
 
 /// Peak resident memory of this process, in MiB.
 fn peak_mib() -> f64 {
@@ -34,25 +44,76 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Trains `steps` steps of a preset (after 3 warm-up steps) and generates 10,000 digits.
-fn bench_preset(name: &str, steps: usize) -> Result<()> {
+/// Multiply-adds of one image through G and through D, counted from the config
+/// (matmuls and convolutions only).
+fn macs_per_image(config: &TrainConfig) -> (f64, f64) {
+    let chain = |sizes: &[usize]| sizes.windows(2).map(|w| (w[0] * w[1]) as f64).sum::<f64>();
+    match &config.model {
+        ModelConfig::Mlp(m) => {
+            let g = [&[config.latent_dim][..], &m.g_hidden, &[IMAGE_PIXELS]].concat();
+            let d = [&[IMAGE_PIXELS][..], &m.d_hidden, &[1]].concat();
+            (chain(&g), chain(&d))
+        }
+        ModelConfig::Dcgan(m) => {
+            let (mut channels, mut side, mut g) = match m.g_start {
+                GeneratorStart::Latent1x1 => (config.latent_dim, 1, 0.0),
+                GeneratorStart::Dense { channels, side } => (
+                    channels,
+                    side,
+                    chain(&[config.latent_dim, channels * side * side]),
+                ),
+            };
+            for l in &m.g_layers {
+                g += (channels * l.channels * l.kernel * l.kernel * side * side) as f64;
+                side = (side - 1) * l.stride + l.kernel + l.output_padding - 2 * l.padding;
+                channels = l.channels;
+            }
+            let (mut channels, mut side, mut d) = (1, IMAGE_SIDE, 0.0);
+            for l in &m.d_layers {
+                side = (side + 2 * l.padding - l.kernel) / l.stride + 1;
+                d += (channels * l.channels * l.kernel * l.kernel * side * side) as f64;
+                channels = l.channels;
+            }
+            if m.d_linear_head {
+                d += (channels * side * side) as f64;
+            }
+            (g, d)
+        }
+    }
+}
+
+/// FLOPs of one training step: each D step runs G forward, D forward and backward on the
+/// real and the fake batch; the G step runs G and D forward and backward. A backward pass
+/// counts twice its forward pass, a multiply-add two FLOPs.
+fn flops_per_step(config: &TrainConfig) -> f64 {
+    let (g, d) = macs_per_image(config);
+    let d_step = g + 2.0 * 3.0 * d;
+    let g_step = 3.0 * g + 3.0 * d;
+    2.0 * config.batch_size as f64 * (config.d_steps as f64 * d_step + g_step)
+}
+
+/// Multiply-adds of one image through the classifier.
+const CLASSIFIER_MACS: f64 = (25 * 32 * 784 + 32 * 64 * 25 * 196 + 3136 * 128 + 128 * 10) as f64;
+
+/// Child process: trains `steps` steps of a preset (after 3 warm-up steps), then generates
+/// 10,000 digits; prints one JSON line.
+fn measure_preset(name: &str, steps: usize) -> Result<()> {
     let config = TrainConfig::preset(name)?;
     let mnist = Mnist::load_vendored()?;
     let dir = tempfile::tempdir()?;
     let mut trainer = Trainer::new(&config, dir.path(), &Device::Cpu)?;
-    let images = mnist.train.clone().limit((steps + 3) * config.batch_size);
-    let batches: Vec<_> = {
-        let options = gan_lib::data::BatchOptions {
-            batch_size: config.batch_size,
-            rotation_degrees: config.rotation_degrees,
-            drop_last: true,
-            ..Default::default()
-        };
-        let mut data_rng = rng::seeded(0);
-        images
-            .batches(&options, &mut data_rng, &Device::Cpu)
-            .collect::<candle_core::Result<_>>()?
+    let options = BatchOptions {
+        batch_size: config.batch_size,
+        rotation_degrees: config.rotation_degrees,
+        drop_last: true,
+        ..Default::default()
     };
+    let batches: Vec<_> = mnist
+        .train
+        .clone()
+        .limit((steps + 3) * config.batch_size)
+        .batches(&options, &mut rng::seeded(0), &Device::Cpu)
+        .collect::<candle_core::Result<_>>()?;
     for batch in &batches[..3] {
         trainer.train_step(&batch.images)?;
     }
@@ -60,45 +121,32 @@ fn bench_preset(name: &str, steps: usize) -> Result<()> {
     for batch in &batches[3..] {
         trainer.train_step(&batch.images)?;
     }
-    let seconds_per_step = started.elapsed().as_secs_f64() / steps as f64;
-    let epoch_seconds = seconds_per_step * (60_000 / config.batch_size) as f64;
-    let mut noise_rng = rng::seeded(1);
-    let z = trainer.gan.noise(10_000, &mut noise_rng)?;
+    let ms_per_step = 1000.0 * started.elapsed().as_secs_f64() / steps as f64;
+
+    let z = trainer.gan.noise(10_000, &mut rng::seeded(1))?;
     let generator = &trainer.gan.generator;
-    generator.forward_pass(&z.narrow(0, 0, 100)?, &mut Pass::eval())?;
-    let generation: Vec<f64> = (0..3)
+    generator.generate(&z.narrow(0, 0, 100)?)?;
+    let times = (0..3)
         .map(|_| {
             let started = Instant::now();
-            let out = generator
-                .forward_pass(&z, &mut Pass::eval())
-                .and_then(|t| t.sum_all()?.to_scalar::<f32>());
-            out.map(|_| started.elapsed().as_secs_f64())
+            generator.generate(&z)?.sum_all()?.to_scalar::<f32>()?;
+            Ok(started.elapsed().as_secs_f64())
         })
-        .collect::<candle_core::Result<_>>()?;
-    println!(
-        "| {name} | {} | {:.1} | {:.0} | {:.1} | {:.3} | {:.0} |",
-        config.batch_size,
-        1000.0 * seconds_per_step,
-        config.batch_size as f64 / seconds_per_step,
-        epoch_seconds,
-        median(generation),
-        peak_mib()
-    );
+        .collect::<Result<Vec<_>>>()?;
+    let result = json!({"ms_per_step": ms_per_step, "generate_10k_s": median(times), "peak_mib": peak_mib()});
+    println!("{result}");
     Ok(())
 }
 
-/// Classifier training and inference throughput.
-fn bench_classifier(steps: usize) -> Result<()> {
+/// Child process: classifier training and inference throughput; prints one JSON line.
+fn measure_classifier(steps: usize) -> Result<()> {
     let mnist = Mnist::load_vendored()?;
     let classifier = Classifier::new(0, &Device::Cpu)?;
     let mut adam = optim::Adam::new(&classifier.vars, 1e-3, (0.9, 0.999))?;
     let mut dropout_rng = rng::seeded(0);
-    let x = mnist
-        .train
-        .clone()
-        .limit(64)
-        .images_tensor(PixelRange::Unit, &Device::Cpu)?;
-    let y = mnist.train.clone().limit(64).labels_tensor(&Device::Cpu)?;
+    let batch = mnist.train.clone().limit(64);
+    let x = batch.images_tensor(PixelRange::Unit, &Device::Cpu)?;
+    let y = batch.labels_tensor(&Device::Cpu)?;
     let mut step = || -> Result<()> {
         let logits = classifier.forward_pass(&x, &mut Pass::train(&mut dropout_rng))?;
         adam.step(&gan_lib::candle_nn::loss::cross_entropy(&logits, &y)?.backward()?)?;
@@ -113,11 +161,122 @@ fn bench_classifier(steps: usize) -> Result<()> {
     let started = Instant::now();
     classifier.run_bytes(&mnist.test.pixels)?;
     let inference_rate = 10_000.0 / started.elapsed().as_secs_f64();
-    println!("classifier: training {train_rate:.0} images/s ({:.1} s per epoch), inference {inference_rate:.0} images/s, peak {:.0} MiB", 60_000.0 / train_rate, peak_mib());
+    let result = json!({"train_images_per_s": train_rate, "inference_images_per_s": inference_rate, "peak_mib": peak_mib()});
+    println!("{result}");
     Ok(())
 }
 
+/// Runs `program args` with `threads` threads and parses the JSON line it prints last.
+fn run_json(program: &str, args: &[&str], threads: usize) -> Result<Value> {
+    let threads = threads.to_string();
+    let output = Command::new(program)
+        .args(args)
+        .env("CANDLE_NUM_THREADS", &threads)
+        .env("RAYON_NUM_THREADS", &threads)
+        .env("OMP_NUM_THREADS", &threads)
+        .output()
+        .with_context(|| format!("starting {program}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("reading {program}'s output {line:?}"))
+}
+
+/// The two sides of one measurement, each the median of the repeats.
+struct Pair {
+    ours: Value,
+    torch: Option<Value>,
+}
+
+impl Pair {
+    fn ours(&self, key: &str) -> f64 {
+        self.ours[key].as_f64().unwrap_or(f64::NAN)
+    }
+    fn torch(&self, key: &str) -> Option<f64> {
+        self.torch.as_ref().and_then(|t| t[key].as_f64())
+    }
+}
+
+/// Runs our side and PyTorch's alternately `repeat` times; keeps the run with the median
+/// value of `key` on each side.
+fn measure(
+    args: &[&str],
+    torch_args: Option<&[&str]>,
+    threads: usize,
+    repeat: usize,
+    key: &str,
+) -> Result<Pair> {
+    let me = std::env::current_exe()?;
+    let me = me.to_str().context("bench path")?;
+    let (mut ours, mut torch) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        ours.push(run_json(me, args, threads)?);
+        if let Some(torch_args) = torch_args {
+            torch.push(run_json("python3", torch_args, threads)?);
+        }
+    }
+    let pick = |mut runs: Vec<Value>| {
+        runs.sort_by(|a, b| {
+            a[key]
+                .as_f64()
+                .unwrap_or(0.0)
+                .total_cmp(&b[key].as_f64().unwrap_or(0.0))
+        });
+        runs.swap_remove(runs.len() / 2)
+    };
+    Ok(Pair {
+        ours: pick(ours),
+        torch: (!torch.is_empty()).then(|| pick(torch)),
+    })
+}
+
+/// `a / b` as "1.23x", or "–" without PyTorch.
+fn ratio(a: Option<f64>, b: f64) -> String {
+    a.map_or("–".into(), |a| format!("{:.2}x", a / b))
+}
+
+fn or_dash(value: Option<f64>, digits: usize) -> String {
+    value.map_or("–".into(), |v| format!("{v:.digits$}"))
+}
+
+/// Whether `python3 -c "import torch"` works; the reason when not.
+fn torch_available() -> std::result::Result<String, String> {
+    let output = Command::new("python3")
+        .args(["-c", "import torch; print(torch.__version__)"])
+        .output()
+        .map_err(|e| format!("python3 not found ({e})"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(stderr
+            .lines()
+            .last()
+            .unwrap_or("import torch failed")
+            .to_owned())
+    }
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
 fn main() -> Result<()> {
+    gan_lib::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     let value = |flag: &str| {
         args.iter()
@@ -125,48 +284,134 @@ fn main() -> Result<()> {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let steps: usize = value("--steps")
-        .map(|s| s.parse())
-        .transpose()
-        .context("--steps")?
-        .unwrap_or(30);
-    if let Some(name) = value("--one") {
-        return bench_preset(&name, steps);
-    }
-    if args.iter().any(|a| a == "--classifier") {
-        return bench_classifier(steps);
-    }
-    let threads = std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
-    println!(
-        "CANDLE_NUM_THREADS={threads}, {steps} timed steps per preset after 3 warm-up steps\n"
-    );
-    let loads: Vec<f64> = (0..5)
-        .map(|_| {
-            let started = Instant::now();
-            Mnist::load_vendored().map(|_| started.elapsed().as_secs_f64())
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let number = |flag: &str, default: usize| -> Result<usize> {
+        value(flag).map_or(Ok(default), |s| {
+            s.parse().with_context(|| format!("{flag} {s}"))
         })
-        .collect::<Result<_, _>>()?;
-    println!(
-        "loading all 70,000 MNIST images from data/mnist/*.gz: {:.3} s (median of 5)\n",
-        median(loads)
-    );
-    println!(
-        "| preset | batch | ms/step | images/s | s/epoch (60,000) | 10,000 digits (s) | peak MiB |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    let chosen = value("--presets")
+    };
+    let steps = number("--steps", 30)?;
+    if let Some(name) = value("--one") {
+        return measure_preset(&name, steps);
+    }
+    if flag("--classifier-one") {
+        return measure_classifier(steps);
+    }
+    let repeat = number("--repeat", 1)?.max(1);
+    let thread_counts = value("--threads")
+        .unwrap_or_else(|| "1,2".into())
+        .split(',')
+        .map(|t| t.parse::<usize>().with_context(|| format!("--threads {t}")))
+        .collect::<Result<Vec<_>>>()?;
+    let presets = value("--presets")
         .map(|p| p.split(',').map(str::to_owned).collect::<Vec<_>>())
         .unwrap_or_else(|| PRESETS.iter().map(|(n, _)| n.to_string()).collect());
-    let me = std::env::current_exe()?;
-    for name in chosen {
-        let status = Command::new(&me)
-            .args(["--one", &name, "--steps", &steps.to_string()])
-            .status()?;
-        anyhow::ensure!(status.success(), "benchmark of {name} failed");
+    for name in &presets {
+        TrainConfig::preset(name)?;
     }
-    let status = Command::new(&me)
-        .args(["--classifier", "--steps", &steps.to_string()])
-        .status()?;
-    anyhow::ensure!(status.success(), "classifier benchmark failed");
+    let torch = if flag("--no-torch") {
+        None
+    } else {
+        match torch_available() {
+            Ok(version) => Some(version),
+            Err(why) => {
+                println!("PyTorch reference not run: {why}. Install it with `pip install torch`, or pass --no-torch.\n");
+                None
+            }
+        }
+    };
+    let script = gan_lib::find_upwards("bench/torch_reference.py")
+        .context("bench/torch_reference.py not found (run from the repository)")?;
+    let script = script.to_str().context("script path")?.to_owned();
+
+    println!(
+        "{} ({} logical CPUs), {steps} timed steps after 3 warm-up steps, median of {repeat}",
+        cpu_name(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("PyTorch: {}", torch.as_deref().unwrap_or("not run"));
+    let started = Instant::now();
+    for _ in 0..3 {
+        Mnist::load_vendored()?;
+    }
+    println!(
+        "loading all 70,000 MNIST images from data/mnist/*.gz: {:.3} s\n",
+        started.elapsed().as_secs_f64() / 3.0
+    );
+    let steps_arg = steps.to_string();
+    for &threads in &thread_counts {
+        println!(
+            "### {threads} thread{}\n",
+            if threads == 1 { "" } else { "s" }
+        );
+        println!("| preset | batch | GFLOP/step | ms/step | PyTorch ms/step | speed vs PyTorch | s/epoch | GFLOP/s | 10,000 digits (s) | PyTorch (s) | peak MiB | PyTorch MiB |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for name in &presets {
+            let config = TrainConfig::preset(name)?;
+            let ours_args = ["--one", name.as_str(), "--steps", &steps_arg];
+            let threads_arg = threads.to_string();
+            let torch_args = [
+                script.as_str(),
+                "--preset",
+                name,
+                "--steps",
+                &steps_arg,
+                "--threads",
+                &threads_arg,
+            ];
+            let pair = measure(
+                &ours_args,
+                torch.as_ref().map(|_| &torch_args[..]),
+                threads,
+                repeat,
+                "ms_per_step",
+            )?;
+            let ms = pair.ours("ms_per_step");
+            let flops = flops_per_step(&config);
+            println!(
+                "| {name} | {} | {:.2} | {ms:.1} | {} | {} | {:.1} | {:.0} | {:.2} | {} | {:.0} | {} |",
+                config.batch_size,
+                flops / 1e9,
+                or_dash(pair.torch("ms_per_step"), 1),
+                ratio(pair.torch("ms_per_step"), ms),
+                ms / 1000.0 * (60_000 / config.batch_size) as f64,
+                flops / ms / 1e6,
+                pair.ours("generate_10k_s"),
+                or_dash(pair.torch("generate_10k_s"), 2),
+                pair.ours("peak_mib"),
+                or_dash(pair.torch("peak_mib"), 0),
+            );
+        }
+        if !flag("--no-classifier") {
+            let ours_args = ["--classifier-one", "--steps", &steps_arg];
+            let threads_arg = threads.to_string();
+            let torch_args = [
+                script.as_str(),
+                "--classifier",
+                "--steps",
+                &steps_arg,
+                "--threads",
+                &threads_arg,
+            ];
+            let pair = measure(
+                &ours_args,
+                torch.as_ref().map(|_| &torch_args[..]),
+                threads,
+                repeat,
+                "train_images_per_s",
+            )?;
+            let train = pair.ours("train_images_per_s");
+            println!(
+                "\nclassifier: training {train:.0} images/s ({:.0} s/epoch, {:.0} GFLOP/s), PyTorch {} images/s, speed vs PyTorch {}; inference {:.0} images/s, PyTorch {}; peak {:.0} MiB\n",
+                60_000.0 / train,
+                train * 6.0 * CLASSIFIER_MACS / 1e9,
+                or_dash(pair.torch("train_images_per_s"), 0),
+                pair.torch("train_images_per_s").map_or("–".into(), |t| format!("{:.2}x", train / t)),
+                pair.ours("inference_images_per_s"),
+                or_dash(pair.torch("inference_images_per_s"), 0),
+                pair.ours("peak_mib"),
+            );
+        }
+    }
     Ok(())
 }

@@ -4,11 +4,13 @@
 //! TensorFlow tutorial design).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
 use super::{batch_norm, Block, Pass};
 use crate::config::{ConvLayer, DcganConfig, GeneratorStart};
 use crate::data::IMAGE_SIDE;
+use crate::ops::conv::{Conv2d, ConvTranspose2d};
+use crate::ops::pointwise::tanh;
 
 /// Output side of a convolution.
 fn conv_out(side: usize, l: &ConvLayer) -> usize {
@@ -58,23 +60,14 @@ impl Generator {
         let mut layers = Vec::new();
         for (i, l) in config.g_layers.iter().enumerate() {
             let vb = vb.pp(format!("layers.{i}"));
-            let cfg = ConvTranspose2dConfig {
-                padding: l.padding,
-                output_padding: l.output_padding,
-                stride: l.stride,
-                dilation: 1,
-            };
-            let conv = if config.g_bias {
-                candle_nn::conv_transpose2d(channels, l.channels, l.kernel, cfg, vb.pp("conv"))?
-            } else {
-                candle_nn::conv_transpose2d_no_bias(
-                    channels,
-                    l.channels,
-                    l.kernel,
-                    cfg,
-                    vb.pp("conv"),
-                )?
-            };
+            let conv = ConvTranspose2d::new(
+                channels,
+                l.channels,
+                l.kernel,
+                (l.stride, l.padding, l.output_padding),
+                config.g_bias,
+                vb.pp("conv"),
+            )?;
             let norm = if l.batch_norm {
                 Some(batch_norm(l.channels, vb.pp("norm"))?)
             } else {
@@ -117,7 +110,7 @@ impl Generator {
         for (i, block) in self.layers.iter().enumerate() {
             x = block.forward(&x, pass)?;
             x = if i == last {
-                x.tanh()?
+                tanh(&x)?
             } else {
                 self.config.g_activation.forward(&x)?
             };
@@ -143,12 +136,14 @@ impl Discriminator {
         let mut layers = Vec::new();
         for (i, l) in config.d_layers.iter().enumerate() {
             let vb = vb.pp(format!("layers.{i}"));
-            let cfg = Conv2dConfig {
-                padding: l.padding,
-                stride: l.stride,
-                ..Default::default()
-            };
-            let conv = candle_nn::conv2d(channels, l.channels, l.kernel, cfg, vb.pp("conv"))?;
+            let conv = Conv2d::new(
+                channels,
+                l.channels,
+                l.kernel,
+                l.stride,
+                l.padding,
+                vb.pp("conv"),
+            )?;
             let norm = if l.batch_norm {
                 Some(batch_norm(l.channels, vb.pp("norm"))?)
             } else {

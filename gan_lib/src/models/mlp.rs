@@ -70,7 +70,7 @@ impl Generator {
                 .forward(&block.forward(&x, pass)?)?;
             x = pass.layer(&format!("hidden.{i}"), block.params, x)?;
         }
-        let x = self.out.forward(&x)?.tanh()?;
+        let x = crate::ops::pointwise::tanh(&self.out.forward(&x)?)?;
         let x = pass.layer(
             "out (tanh)",
             self.out.weight().elem_count() + IMAGE_PIXELS,

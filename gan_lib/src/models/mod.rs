@@ -5,12 +5,16 @@
 pub mod dcgan;
 pub mod mlp;
 
-use candle_core::{DType, Device, Module, ModuleT, Result, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ModelConfig;
+use crate::ops::norm::BatchNorm;
 use crate::rng::{self, Rng};
+
+/// Noise vectors per forward pass in [`Generator::generate`].
+const GENERATION_CHUNK: usize = 500;
 
 /// How one forward pass runs: training or evaluation, the generator that draws dropout
 /// masks, and an optional trace of each layer's output shape for [`Summary`].
@@ -152,8 +156,8 @@ pub enum Activation {
 impl Module for Activation {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match *self {
-            Activation::Relu => x.relu(),
-            Activation::LeakyRelu(slope) => x.maximum(&(x * slope)?),
+            Activation::Relu => crate::ops::pointwise::leaky_relu(x, 0.0),
+            Activation::LeakyRelu(slope) => crate::ops::pointwise::leaky_relu(x, slope),
         }
     }
 }
@@ -162,7 +166,7 @@ impl Module for Activation {
 #[derive(Clone, Debug)]
 pub(crate) struct Block<L> {
     pub layer: L,
-    pub norm: Option<candle_nn::BatchNorm>,
+    pub norm: Option<BatchNorm>,
     pub params: usize,
 }
 
@@ -177,11 +181,8 @@ impl<L: Module> Block<L> {
 }
 
 /// BatchNorm as in PyTorch (eps 1e-5, momentum 0.1).
-pub(crate) fn batch_norm(
-    features: usize,
-    vb: candle_nn::VarBuilder,
-) -> Result<candle_nn::BatchNorm> {
-    candle_nn::batch_norm(features, candle_nn::BatchNormConfig::default(), vb)
+pub(crate) fn batch_norm(features: usize, vb: candle_nn::VarBuilder) -> Result<BatchNorm> {
+    BatchNorm::new(features, vb)
 }
 
 /// How weights start.
@@ -303,6 +304,21 @@ impl Generator {
             Generator::Mlp(g) => g.forward_pass(z, pass),
             Generator::Dcgan(g) => g.forward_pass(z, pass),
         }
+    }
+
+    /// Images for `(n, latent)` noise in evaluation mode, computed 500 at a time so that
+    /// memory stays small (and the working set in cache) however many are asked for.
+    pub fn generate(&self, z: &Tensor) -> Result<Tensor> {
+        let n = z.dim(0)?;
+        let chunks = (0..n)
+            .step_by(GENERATION_CHUNK)
+            .map(|start| {
+                let rows = z.narrow(0, start, GENERATION_CHUNK.min(n - start))?;
+                // Detached: otherwise each chunk's result keeps its whole forward graph alive.
+                Ok(self.forward_pass(&rows, &mut Pass::eval())?.detach())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&chunks, 0)
     }
 
     /// The size of the noise vector.

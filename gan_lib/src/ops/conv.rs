@@ -1,0 +1,351 @@
+//! Convolutions as matrix products. `im2col` copies every k×k patch of the input into a
+//! row of a matrix, so a convolution is that matrix times the kernel; `col2im`, its
+//! adjoint, adds each row back onto the patch it came from. A transposed convolution is
+//! the kernel product first and `col2im` after. Each op's backward pass is the other op,
+//! and candle's autograd differentiates the matmuls, so forward and backward passes of both
+//! layers run in candle's (multi-threaded, AVX-512) matmul.
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor};
+use candle_nn::VarBuilder;
+
+use super::{fused, values};
+
+/// The shape of a convolution: images `(n, c, h, w)`, a `k×k` kernel, stride and padding,
+/// giving `oh×ow` patch positions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Patches {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+    padding: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Patches {
+    fn new(
+        (n, c, h, w): (usize, usize, usize, usize),
+        k: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Patches {
+        let oh = (h + 2 * padding - k) / stride + 1;
+        let ow = (w + 2 * padding - k) / stride + 1;
+        Patches {
+            n,
+            c,
+            h,
+            w,
+            k,
+            stride,
+            padding,
+            oh,
+            ow,
+        }
+    }
+
+    /// Columns of the patch matrix: `c·k·k`.
+    fn row_len(&self) -> usize {
+        self.c * self.k * self.k
+    }
+
+    /// Rows of the patch matrix: one per image and output position.
+    fn rows(&self) -> usize {
+        self.n * self.oh * self.ow
+    }
+
+    /// For output row `oy` and kernel row `ky`, the input row, if inside the image.
+    fn source(&self, out: usize, kernel: usize, side: usize) -> Option<usize> {
+        (out * self.stride + kernel)
+            .checked_sub(self.padding)
+            .filter(|&i| i < side)
+    }
+
+    /// Calls `visit(patch_index, image_index)` for every patch entry inside the image.
+    /// Entries falling in the padding are skipped.
+    fn for_each(&self, mut visit: impl FnMut(usize, usize)) {
+        let (k, row_len) = (self.k, self.row_len());
+        for b in 0..self.n {
+            for oy in 0..self.oh {
+                for ox in 0..self.ow {
+                    let row = ((b * self.oh + oy) * self.ow + ox) * row_len;
+                    for c in 0..self.c {
+                        let plane = (b * self.c + c) * self.h;
+                        for ky in 0..k {
+                            let Some(iy) = self.source(oy, ky, self.h) else {
+                                continue;
+                            };
+                            let col = row + (c * k + ky) * k;
+                            let line = (plane + iy) * self.w;
+                            for kx in 0..k {
+                                if let Some(ix) = self.source(ox, kx, self.w) {
+                                    visit(col + kx, line + ix);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Images `(n, c, h, w)` → patch matrix `(n·oh·ow, c·k·k)`.
+struct Im2Col(Patches);
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let p = self.0;
+        let x = values(storage, layout, self.name())?;
+        let mut cols = vec![0f32; p.rows() * p.row_len()];
+        p.for_each(|col, pixel| cols[col] = x[pixel]);
+        Ok((CpuStorage::F32(cols), (p.rows(), p.row_len()).into()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0))?))
+    }
+}
+
+/// Patch matrix `(n·oh·ow, c·k·k)` → images `(n, c, h, w)`, overlapping patches summed.
+struct Col2Im(Patches);
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "col2im"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let p = self.0;
+        let cols = values(storage, layout, self.name())?;
+        let mut x = vec![0f32; p.n * p.c * p.h * p.w];
+        p.for_each(|col, pixel| x[pixel] += cols[col]);
+        Ok((CpuStorage::F32(x), (p.n, p.c, p.h, p.w).into()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
+    }
+}
+
+/// A 2-D convolution, `(n, c, h, w)` → `(n, o, oh, ow)`, weight `(o, c, k, k)` as PyTorch's
+/// `nn.Conv2d` and candle's `Conv2d`.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    candle: candle_nn::Conv2d,
+    stride: usize,
+    padding: usize,
+}
+
+impl Conv2d {
+    /// Weight `weight` and bias `bias` from `vb`.
+    pub fn new(
+        inputs: usize,
+        outputs: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        vb: VarBuilder,
+    ) -> Result<Conv2d> {
+        let config = candle_nn::Conv2dConfig {
+            padding,
+            stride,
+            ..Default::default()
+        };
+        Ok(Conv2d {
+            candle: candle_nn::conv2d(inputs, outputs, kernel, config, vb)?,
+            stride,
+            padding,
+        })
+    }
+
+    /// The kernel, `(o, c, k, k)`.
+    pub fn weight(&self) -> &Tensor {
+        self.candle.weight()
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !fused(x) {
+            return self.candle.forward(x);
+        }
+        let (o, c, k, _) = self.weight().dims4()?;
+        let p = Patches::new(x.dims4()?, k, self.stride, self.padding);
+        let cols = x.contiguous()?.apply_op1(Im2Col(p))?;
+        let kernel = self.weight().reshape((o, c * k * k))?;
+        let y = cols
+            .matmul(&kernel.t()?)?
+            .reshape((p.n, p.oh, p.ow, o))?
+            .permute((0, 3, 1, 2))?;
+        match self.candle.bias() {
+            Some(bias) => y.broadcast_add(&bias.reshape((1, o, 1, 1))?),
+            None => y.contiguous(),
+        }
+    }
+}
+
+/// A 2-D transposed convolution, `(n, c, h, w)` → `(n, o, oh, ow)` with
+/// `oh = (h − 1)·stride − 2·padding + k + output_padding`; weight `(c, o, k, k)` as
+/// PyTorch's `nn.ConvTranspose2d`.
+#[derive(Clone, Debug)]
+pub struct ConvTranspose2d {
+    candle: candle_nn::ConvTranspose2d,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+}
+
+impl ConvTranspose2d {
+    /// Weight `weight` and, when `bias`, bias `bias` from `vb`.
+    pub fn new(
+        inputs: usize,
+        outputs: usize,
+        kernel: usize,
+        (stride, padding, output_padding): (usize, usize, usize),
+        bias: bool,
+        vb: VarBuilder,
+    ) -> Result<ConvTranspose2d> {
+        let config = candle_nn::ConvTranspose2dConfig {
+            padding,
+            output_padding,
+            stride,
+            dilation: 1,
+        };
+        let candle = if bias {
+            candle_nn::conv_transpose2d(inputs, outputs, kernel, config, vb)?
+        } else {
+            candle_nn::conv_transpose2d_no_bias(inputs, outputs, kernel, config, vb)?
+        };
+        Ok(ConvTranspose2d {
+            candle,
+            stride,
+            padding,
+            output_padding,
+        })
+    }
+
+    /// The kernel, `(c, o, k, k)`.
+    pub fn weight(&self) -> &Tensor {
+        self.candle.weight()
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !fused(x) {
+            return self.candle.forward(x);
+        }
+        let (n, c, h, w) = x.dims4()?;
+        let (_, o, k, _) = self.weight().dims4()?;
+        let side = |s: usize| (s - 1) * self.stride + k + self.output_padding - 2 * self.padding;
+        // The convolution whose input gradient this is: output-sized images, input-sized
+        // patch grid.
+        let p = Patches::new((n, o, side(h), side(w)), k, self.stride, self.padding);
+        if (p.oh, p.ow) != (h, w) {
+            candle_core::bail!("conv-transpose2d: cannot map {h}x{w} to {}x{}", p.h, p.w);
+        }
+        let rows = x.permute((0, 2, 3, 1))?.reshape((n * h * w, c))?;
+        let y = rows
+            .matmul(&self.weight().reshape((c, o * k * k))?)?
+            .apply_op1(Col2Im(p))?;
+        match self.candle.bias() {
+            Some(bias) => y.broadcast_add(&bias.reshape((1, o, 1, 1))?),
+            None => Ok(y),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+    use candle_nn::VarMap;
+
+    fn random(shape: &[usize], seed: u64) -> Result<Tensor> {
+        crate::rng::randn(&mut crate::rng::seeded(seed), shape, 0.0, 1.0, &Device::Cpu)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs()?.max_all()?.to_scalar::<f32>())
+            .unwrap()
+    }
+
+    /// Output, input gradient and weight gradient of `ours` against candle's `theirs`.
+    fn compare(x: &Var, ours: &dyn Module, theirs: &dyn Module, vars: &VarMap) -> Result<()> {
+        let (y_ours, y_theirs) = (ours.forward(x)?, theirs.forward(x)?);
+        assert_eq!(y_ours.dims(), y_theirs.dims());
+        assert!(max_diff(&y_ours, &y_theirs) < 1e-4);
+        let probe = random(y_ours.dims(), 9)?;
+        let g_ours = (y_ours * &probe)?.sum_all()?.backward()?;
+        let g_theirs = (y_theirs * &probe)?.sum_all()?.backward()?;
+        let mut checked = vec![x.as_tensor().clone()];
+        checked.extend(vars.all_vars().iter().map(|v| v.as_tensor().clone()));
+        for t in checked {
+            let (a, b) = (g_ours.get(&t).unwrap(), g_theirs.get(&t).unwrap());
+            assert!(max_diff(a, b) < 1e-3, "gradient of {:?}", t.dims());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn conv2d_matches_candle() -> Result<()> {
+        for (c, o, k, stride, padding, side) in [
+            (1, 4, 5, 1, 2, 9),
+            (3, 5, 4, 2, 0, 10),
+            (2, 3, 5, 2, 2, 14),
+            (4, 1, 4, 2, 1, 7),
+        ] {
+            let vars = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+            let ours = Conv2d::new(c, o, k, stride, padding, vb)?;
+            let config = candle_nn::Conv2dConfig {
+                padding,
+                stride,
+                ..Default::default()
+            };
+            let theirs =
+                candle_nn::Conv2d::new(ours.weight().clone(), ours.candle.bias().cloned(), config);
+            let x = Var::from_tensor(&random(&[3, c, side, side], 1)?)?;
+            compare(&x, &ours, &theirs, &vars)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn conv_transpose2d_matches_candle() -> Result<()> {
+        for (c, o, k, (stride, padding, output_padding), bias, side) in [
+            (4, 3, 3, (2, 0, 0), true, 1),
+            (3, 2, 4, (1, 0, 0), true, 3),
+            (5, 2, 5, (2, 2, 1), false, 7),
+            (2, 1, 4, (2, 1, 0), true, 7),
+        ] {
+            let vars = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+            let geometry = (stride, padding, output_padding);
+            let ours = ConvTranspose2d::new(c, o, k, geometry, bias, vb)?;
+            let config = candle_nn::ConvTranspose2dConfig {
+                padding,
+                output_padding,
+                stride,
+                dilation: 1,
+            };
+            let theirs = candle_nn::ConvTranspose2d::new(
+                ours.weight().clone(),
+                ours.candle.bias().cloned(),
+                config,
+            );
+            let x = Var::from_tensor(&random(&[2, c, side, side], 2)?)?;
+            compare(&x, &ours, &theirs, &vars)?;
+        }
+        Ok(())
+    }
+}

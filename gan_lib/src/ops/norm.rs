@@ -1,0 +1,312 @@
+//! BatchNorm in training mode as one pass forwards and one backwards.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp3, Layout, ModuleT, Result, Shape, Tensor, Var};
+use candle_nn::{BatchNormConfig, VarBuilder};
+
+use super::{fused, values};
+
+/// BatchNorm over dimension 1 of `(n, c)` or `(n, c, h, w)` inputs, as PyTorch's
+/// `BatchNorm1d`/`2d` (eps 1e-5, momentum 0.1, running variance unbiased). Tensors:
+/// `weight`, `bias`, `running_mean`, `running_var`, as candle's `BatchNorm`.
+#[derive(Clone, Debug)]
+pub struct BatchNorm {
+    candle: candle_nn::BatchNorm,
+    running_mean: Var,
+    running_var: Var,
+    eps: f64,
+    momentum: f64,
+}
+
+impl BatchNorm {
+    /// A BatchNorm over `features` channels, its tensors from `vb`.
+    pub fn new(features: usize, vb: VarBuilder) -> Result<BatchNorm> {
+        let config = BatchNormConfig::default();
+        let candle = candle_nn::batch_norm(features, config, vb)?;
+        Ok(BatchNorm {
+            running_mean: Var::from_tensor(candle.running_mean())?,
+            running_var: Var::from_tensor(candle.running_var())?,
+            candle,
+            eps: config.eps,
+            momentum: config.momentum,
+        })
+    }
+
+    /// Normalises with the batch's statistics (and updates the running ones) when `train`,
+    /// with the running statistics otherwise.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let Some((weight, bias)) = self.candle.weight_and_bias() else {
+            candle_core::bail!("batch-norm without weight and bias");
+        };
+        if !train || !fused(x) {
+            return self.candle.forward_t(x, train);
+        }
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let op = BatchNormTrain {
+            eps: self.eps as f32,
+            stats: stats.clone(),
+        };
+        let y = x.contiguous()?.apply_op3(weight, bias, op)?;
+        let stats = stats.lock().expect("batch-norm statistics");
+        let count = (x.elem_count() / stats.mean.len()) as f64;
+        let update = |running: &Var, batch: &[f32], scale: f64| -> Result<()> {
+            let old = running.to_vec1::<f32>()?;
+            let new: Vec<f32> = old
+                .iter()
+                .zip(batch)
+                .map(|(&r, &b)| {
+                    ((1.0 - self.momentum) * r as f64 + self.momentum * scale * b as f64) as f32
+                })
+                .collect();
+            running.set(&Tensor::from_vec(new, old.len(), running.device())?)
+        };
+        update(&self.running_mean, &stats.mean, 1.0)?;
+        update(
+            &self.running_var,
+            &stats.variance,
+            count / (count - 1.0).max(1.0),
+        )?;
+        Ok(y)
+    }
+}
+
+/// Per-channel statistics of the last batch.
+#[derive(Clone, Debug, Default)]
+struct Stats {
+    mean: Vec<f32>,
+    /// Biased (divided by the count), as used to normalise.
+    variance: Vec<f32>,
+}
+
+/// The layout of a BatchNorm input: `n` images of `c` channels of `plane` values each.
+struct Planes {
+    n: usize,
+    c: usize,
+    plane: usize,
+}
+
+impl Planes {
+    fn of(shape: &Shape) -> Result<Planes> {
+        let dims = shape.dims();
+        if dims.len() < 2 {
+            candle_core::bail!("batch-norm needs (n, c, ...) inputs, got {dims:?}");
+        }
+        Ok(Planes {
+            n: dims[0],
+            c: dims[1],
+            plane: dims[2..].iter().product(),
+        })
+    }
+
+    /// The values of channel `c`, image by image.
+    fn channel<'a>(&self, x: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
+        let (stride, plane, first) = (self.c * self.plane, self.plane, c * self.plane);
+        (0..self.n).map(move |b| &x[b * stride + first..b * stride + first + plane])
+    }
+}
+
+/// (x, γ, β) → γ·(x − mean)/√(var + eps) + β with the batch's mean and variance.
+struct BatchNormTrain {
+    eps: f32,
+    stats: Arc<Mutex<Stats>>,
+}
+
+impl CustomOp3 for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = values(s1, l1, self.name())?;
+        let (gamma, beta) = (values(s2, l2, self.name())?, values(s3, l3, self.name())?);
+        let planes = Planes::of(l1.shape())?;
+        let count = (planes.n * planes.plane) as f64;
+        let mut y = vec![0f32; x.len()];
+        let mut stats = Stats::default();
+        for c in 0..planes.c {
+            // Sums in f64: a channel holds up to n·h·w = 25,000 values.
+            let sum: f64 = planes
+                .channel(x, c)
+                .flat_map(|p| p.iter())
+                .map(|&v| v as f64)
+                .sum();
+            let mean = (sum / count) as f32;
+            let squares: f64 = planes
+                .channel(x, c)
+                .flat_map(|p| p.iter())
+                .map(|&v| ((v - mean) as f64).powi(2))
+                .sum();
+            let variance = (squares / count) as f32;
+            let scale = gamma[c] / (variance + self.eps).sqrt();
+            let shift = beta[c] - mean * scale;
+            for b in 0..planes.n {
+                let start = (b * planes.c + c) * planes.plane;
+                for (out, &v) in y[start..start + planes.plane]
+                    .iter_mut()
+                    .zip(&x[start..start + planes.plane])
+                {
+                    *out = v * scale + shift;
+                }
+            }
+            stats.mean.push(mean);
+            stats.variance.push(variance);
+        }
+        *self.stats.lock().expect("batch-norm statistics") = stats;
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let c = gamma.elem_count();
+        let stats = self.stats.lock().expect("batch-norm statistics").clone();
+        let packed = x.apply_op3(
+            gamma,
+            &grad.contiguous()?,
+            BatchNormGrad {
+                eps: self.eps,
+                stats,
+            },
+        )?;
+        let n = x.elem_count();
+        Ok((
+            Some(packed.narrow(0, 0, n)?.reshape(x.shape())?),
+            Some(packed.narrow(0, n, c)?),
+            Some(packed.narrow(0, n + c, c)?),
+        ))
+    }
+}
+
+/// (x, γ, dy) → [dx, dγ, dβ] packed in one vector (a custom op has one output).
+struct BatchNormGrad {
+    eps: f32,
+    stats: Stats,
+}
+
+impl CustomOp3 for BatchNormGrad {
+    fn name(&self) -> &'static str {
+        "batch-norm-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = values(s1, l1, self.name())?;
+        let gamma = values(s2, l2, self.name())?;
+        let dy = values(s3, l3, self.name())?;
+        let planes = Planes::of(l1.shape())?;
+        let count = (planes.n * planes.plane) as f32;
+        let mut out = vec![0f32; x.len() + 2 * planes.c];
+        for c in 0..planes.c {
+            let (mean, inv_std) = (
+                self.stats.mean[c],
+                1.0 / (self.stats.variance[c] + self.eps).sqrt(),
+            );
+            let (mut d_beta, mut d_gamma) = (0f64, 0f64);
+            for (xs, gs) in planes.channel(x, c).zip(planes.channel(dy, c)) {
+                for (&v, &g) in xs.iter().zip(gs) {
+                    d_beta += g as f64;
+                    d_gamma += (g * (v - mean) * inv_std) as f64;
+                }
+            }
+            let (d_beta, d_gamma) = (d_beta as f32, d_gamma as f32);
+            // dx = γ/(σ·m) · (m·dy − Σdy − x̂·Σ(dy·x̂))
+            let scale = gamma[c] * inv_std / count;
+            for b in 0..planes.n {
+                let start = (b * planes.c + c) * planes.plane;
+                let range = start..start + planes.plane;
+                for ((out, &v), &g) in out[range.clone()]
+                    .iter_mut()
+                    .zip(&x[range.clone()])
+                    .zip(&dy[range])
+                {
+                    let x_hat = (v - mean) * inv_std;
+                    *out = scale * (count * g - d_beta - x_hat * d_gamma);
+                }
+            }
+            out[x.len() + c] = d_gamma;
+            out[x.len() + planes.c + c] = d_beta;
+        }
+        let len = out.len();
+        Ok((CpuStorage::F32(out), len.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs()?.max_all()?.to_scalar::<f32>())
+            .unwrap()
+    }
+
+    /// Output, gradients and running statistics equal candle's BatchNorm, for 2-D and 4-D
+    /// inputs.
+    #[test]
+    fn batch_norm_matches_candle() -> Result<()> {
+        for shape in [vec![16, 5], vec![4, 3, 5, 5]] {
+            let mut vars = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+            let ours = BatchNorm::new(shape[1], vb.pp("ours"))?;
+            let theirs =
+                candle_nn::batch_norm(shape[1], BatchNormConfig::default(), vb.pp("theirs"))?;
+            let mut rng = crate::rng::seeded(3);
+            let gamma = crate::rng::randn(&mut rng, shape[1], 1.0, 0.3, &Device::Cpu)?;
+            for bn in ["ours", "theirs"] {
+                vars.set_one(format!("{bn}.weight"), &gamma)?;
+            }
+            let x = Var::from_tensor(&crate::rng::randn(
+                &mut rng,
+                &shape[..],
+                2.0,
+                3.0,
+                &Device::Cpu,
+            )?)?;
+            let probe = crate::rng::randn(&mut rng, &shape[..], 0.0, 1.0, &Device::Cpu)?;
+            let y_ours = ours.forward_t(&x, true)?;
+            let y_theirs = theirs.forward_t(&x, true)?;
+            assert!(max_diff(&y_ours, &y_theirs) < 1e-4);
+            let g_ours = (y_ours * &probe)?.sum_all()?.backward()?;
+            let g_theirs = (y_theirs * &probe)?.sum_all()?.backward()?;
+            let (w_ours, b_ours) = ours.candle.weight_and_bias().unwrap();
+            let (w_theirs, b_theirs) = theirs.weight_and_bias().unwrap();
+            for (a, b) in [
+                (x.as_tensor(), x.as_tensor()),
+                (w_ours, w_theirs),
+                (b_ours, b_theirs),
+            ] {
+                let diff = max_diff(g_ours.get(a).unwrap(), g_theirs.get(b).unwrap());
+                assert!(diff < 1e-3, "{shape:?}: gradient differs by {diff}");
+            }
+            assert!(max_diff(ours.candle.running_mean(), theirs.running_mean()) < 1e-5);
+            assert!(max_diff(ours.candle.running_var(), theirs.running_var()) < 1e-4);
+            let eval_diff = max_diff(&ours.forward_t(&x, false)?, &theirs.forward_t(&x, false)?);
+            assert!(eval_diff < 1e-5);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,184 @@
+//! Activations in one pass each way: (leaky) ReLU and tanh.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+
+use super::{fused, values};
+
+/// max(slope·x, x) for 0 ≤ slope < 1 (slope 0 is ReLU).
+pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
+    if fused(x) {
+        x.contiguous()?.apply_op1(LeakyRelu(slope as f32))
+    } else if slope == 0.0 {
+        x.relu()
+    } else {
+        x.maximum(&(x * slope)?)
+    }
+}
+
+/// tanh, by a rational approximation that vectorises (|error| < 1e-6; libm's `tanhf` costs
+/// more than the generator's last matmul).
+pub fn tanh(x: &Tensor) -> Result<Tensor> {
+    if fused(x) {
+        x.contiguous()?.apply_op1(Tanh)
+    } else {
+        x.tanh()
+    }
+}
+
+struct LeakyRelu(f32);
+
+impl CustomOp1 for LeakyRelu {
+    fn name(&self) -> &'static str {
+        "leaky-relu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let slope = self.0;
+        let x = values(storage, layout, self.name())?;
+        let y: Vec<f32> = x
+            .iter()
+            .map(|&v| if v > 0.0 { v } else { v * slope })
+            .collect();
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            arg.apply_op2(&grad.contiguous()?, LeakyReluGrad(self.0))?,
+        ))
+    }
+}
+
+/// (x, dy) → dy · (1 if x > 0 else slope).
+struct LeakyReluGrad(f32);
+
+impl CustomOp2 for LeakyReluGrad {
+    fn name(&self) -> &'static str {
+        "leaky-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let slope = self.0;
+        let x = values(s1, l1, self.name())?;
+        let dy = values(s2, l2, self.name())?;
+        let dx: Vec<f32> = x
+            .iter()
+            .zip(dy)
+            .map(|(&x, &g)| if x > 0.0 { g } else { g * slope })
+            .collect();
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Eigen's float tanh: a 13/6 rational function on [-7.9, 7.9], where tanh is ±1 in f32
+/// beyond.
+fn fast_tanh(x: f32) -> f32 {
+    const CLAMP: f32 = 7.905_311;
+    let x = x.clamp(-CLAMP, CLAMP);
+    let x2 = x * x;
+    let mut p = x2.mul_add(-2.760_768_5e-16, 2.000_188e-13);
+    p = x2.mul_add(p, -8.604_672e-11);
+    p = x2.mul_add(p, 5.122_297e-8);
+    p = x2.mul_add(p, 1.485_722_4e-5);
+    p = x2.mul_add(p, 6.372_619_3e-4);
+    p = x2.mul_add(p, 4.893_524_6e-3);
+    let mut q = x2.mul_add(1.198_258_4e-6, 1.185_347_1e-4);
+    q = x2.mul_add(q, 2.268_434_6e-3);
+    q = x2.mul_add(q, 4.893_525e-3);
+    x * p / q
+}
+
+struct Tanh;
+
+impl CustomOp1 for Tanh {
+    fn name(&self) -> &'static str {
+        "tanh"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = values(storage, layout, self.name())?;
+        let y: Vec<f32> = x.iter().map(|&v| fast_tanh(v)).collect();
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(res.apply_op2(&grad.contiguous()?, TanhGrad)?))
+    }
+}
+
+/// (y, dy) → dy · (1 − y²).
+struct TanhGrad;
+
+impl CustomOp2 for TanhGrad {
+    fn name(&self) -> &'static str {
+        "tanh-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let y = values(s1, l1, self.name())?;
+        let dy = values(s2, l2, self.name())?;
+        let dx: Vec<f32> = y.iter().zip(dy).map(|(&y, &g)| g * (1.0 - y * y)).collect();
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn fast_tanh_matches_libm() {
+        let worst = (-200_000..=200_000)
+            .map(|i| i as f32 * 1e-4)
+            .chain([-1e4, 1e4, 30.0, -30.0])
+            .map(|x| (fast_tanh(x) - x.tanh()).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-6, "worst error {worst}");
+        assert_eq!(fast_tanh(0.0), 0.0);
+    }
+
+    /// Values and gradients equal candle's own ops.
+    #[test]
+    fn activations_match_candle() -> Result<()> {
+        let x = Var::new(&[-2.0f32, -0.5, 0.0, 0.3, 4.0, -1e-3], &Device::Cpu)?;
+        let w = Tensor::new(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &Device::Cpu)?;
+        for slope in [0.0, 0.2] {
+            let ours = leaky_relu(&x, slope)?;
+            let theirs = x.maximum(&(x.as_tensor() * slope)?)?;
+            assert_eq!(ours.to_vec1::<f32>()?, theirs.to_vec1::<f32>()?);
+            let g_ours = ours.mul(&w)?.sum_all()?.backward()?;
+            let g = g_ours.get(&x).unwrap().to_vec1::<f32>()?;
+            let want: Vec<f32> = [-2.0f32, -0.5, 0.0, 0.3, 4.0, -1e-3]
+                .iter()
+                .zip([1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0])
+                .map(|(&x, w)| if x > 0.0 { w } else { w * slope as f32 })
+                .collect();
+            assert_eq!(g, want, "slope {slope}");
+        }
+        let ours = tanh(&x)?;
+        let theirs = x.tanh()?;
+        let diff = (&ours - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-6);
+        let g_ours = ours.mul(&w)?.sum_all()?.backward()?;
+        let g_theirs = theirs.mul(&w)?.sum_all()?.backward()?;
+        let diff = (g_ours.get(&x).unwrap() - g_theirs.get(&x).unwrap())?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "{diff}");
+        Ok(())
+    }
+}
