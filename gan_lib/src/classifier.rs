@@ -9,13 +9,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{Linear, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{self, CheckpointError, TensorFile};
 use crate::data::{BatchOptions, PixelRange, Split, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::models::{init_weights, InitScheme, Pass};
 use crate::ops::conv::Conv2d;
+use crate::ops::linear::Linear;
 use crate::ops::norm::BatchNorm;
 use crate::ops::pointwise::leaky_relu;
 use crate::optim::Adam;
@@ -52,8 +53,8 @@ impl Classifier {
             norm1: crate::models::batch_norm(32, vb.pp("norm1"))?,
             conv2: Conv2d::new(32, 64, 5, 1, 2, vb.pp("conv2"))?,
             norm2: crate::models::batch_norm(64, vb.pp("norm2"))?,
-            fc1: candle_nn::linear(64 * 7 * 7, FEATURES, vb.pp("fc1"))?,
-            fc2: candle_nn::linear(FEATURES, 10, vb.pp("fc2"))?,
+            fc1: Linear::new(64 * 7 * 7, FEATURES, true, vb.pp("fc1"))?,
+            fc2: Linear::new(FEATURES, 10, true, vb.pp("fc2"))?,
             vars,
             device: device.clone(),
         };

@@ -13,6 +13,9 @@
 //! `--threads 1,2` (each count sets both candle's and PyTorch's thread count), `--repeat R`
 //! (median of R alternating runs; default 1), `--no-torch`, `--no-classifier`. Each
 //! measurement runs in its own process, so peak memory (VmHWM / ru_maxrss) is its own.
+//!
+//! To profile one preset's training alone: `bench --one dcgan-course --steps 50 --train-only`
+//! under `perf record`.
 
 use std::process::Command;
 use std::time::Instant;
@@ -97,7 +100,7 @@ const CLASSIFIER_MACS: f64 = (25 * 32 * 784 + 32 * 64 * 25 * 196 + 3136 * 128 + 
 
 /// Child process: trains `steps` steps of a preset (after 3 warm-up steps), then generates
 /// 10,000 digits; prints one JSON line.
-fn measure_preset(name: &str, steps: usize) -> Result<()> {
+fn measure_preset(name: &str, steps: usize, train_only: bool) -> Result<()> {
     let config = TrainConfig::preset(name)?;
     let mnist = Mnist::load_vendored()?;
     let dir = tempfile::tempdir()?;
@@ -122,6 +125,13 @@ fn measure_preset(name: &str, steps: usize) -> Result<()> {
         trainer.train_step(&batch.images)?;
     }
     let ms_per_step = 1000.0 * started.elapsed().as_secs_f64() / steps as f64;
+    if train_only {
+        println!(
+            "{}",
+            json!({"ms_per_step": ms_per_step, "peak_mib": peak_mib()})
+        );
+        return Ok(());
+    }
 
     let z = trainer.gan.noise(10_000, &mut rng::seeded(1))?;
     let generator = &trainer.gan.generator;
@@ -292,7 +302,7 @@ fn main() -> Result<()> {
     };
     let steps = number("--steps", 30)?;
     if let Some(name) = value("--one") {
-        return measure_preset(&name, steps);
+        return measure_preset(&name, steps, flag("--train-only"));
     }
     if flag("--classifier-one") {
         return measure_classifier(steps);

@@ -4,12 +4,13 @@
 //! TensorFlow tutorial design).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::{batch_norm, Block, Pass};
 use crate::config::{ConvLayer, DcganConfig, GeneratorStart};
 use crate::data::IMAGE_SIDE;
 use crate::ops::conv::{Conv2d, ConvTranspose2d};
+use crate::ops::linear::Linear;
 use crate::ops::pointwise::tanh;
 
 /// Output side of a convolution.
@@ -41,8 +42,7 @@ impl Generator {
             GeneratorStart::Dense { channels, side } => {
                 let features = channels * side * side;
                 let vb = vb.pp("start");
-                let linear =
-                    candle_nn::linear_b(latent_dim, features, config.g_bias, vb.pp("linear"))?;
+                let linear = Linear::new(latent_dim, features, config.g_bias, vb.pp("linear"))?;
                 let norm = batch_norm(features, vb.pp("norm"))?;
                 let params =
                     latent_dim * features + if config.g_bias { features } else { 0 } + 2 * features;
@@ -160,7 +160,7 @@ impl Discriminator {
             side = conv_out(side, l);
         }
         let out = if config.d_linear_head {
-            Some(candle_nn::linear(channels * side * side, 1, vb.pp("out"))?)
+            Some(Linear::new(channels * side * side, 1, true, vb.pp("out"))?)
         } else if channels != 1 || side != 1 {
             candle_core::bail!("without a linear head the discriminator's last layer must give 1 channel of 1x1, not {channels} of {side}x{side}");
         } else {

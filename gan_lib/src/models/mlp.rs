@@ -1,11 +1,12 @@
 //! Fully connected GANs, as in the classic PyTorch MNIST tutorials.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::{batch_norm, Block, Pass};
 use crate::config::MlpConfig;
 use crate::data::{IMAGE_PIXELS, IMAGE_SIDE};
+use crate::ops::linear::Linear;
 
 fn linear_block(
     inputs: usize,
@@ -13,7 +14,7 @@ fn linear_block(
     norm: bool,
     vb: VarBuilder,
 ) -> Result<Block<Linear>> {
-    let layer = linear(inputs, outputs, vb.pp("linear"))?;
+    let layer = Linear::new(inputs, outputs, true, vb.pp("linear"))?;
     let norm = if norm {
         Some(batch_norm(outputs, vb.pp("norm"))?)
     } else {
@@ -51,7 +52,7 @@ impl Generator {
             )?);
             inputs = width;
         }
-        let out = linear(inputs, IMAGE_PIXELS, vb.pp("out"))?;
+        let out = Linear::new(inputs, IMAGE_PIXELS, true, vb.pp("out"))?;
         Ok(Generator {
             hidden,
             out,
@@ -103,7 +104,7 @@ impl Discriminator {
             )?);
             inputs = width;
         }
-        let out = linear(inputs, 1, vb.pp("out"))?;
+        let out = Linear::new(inputs, 1, true, vb.pp("out"))?;
         Ok(Discriminator {
             hidden,
             out,

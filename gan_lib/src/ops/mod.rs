@@ -12,6 +12,8 @@
 //! behave as before.
 
 pub mod conv;
+mod gemm;
+pub mod linear;
 pub mod norm;
 pub mod pointwise;
 

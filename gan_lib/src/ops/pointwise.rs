@@ -77,20 +77,20 @@ impl CustomOp2 for LeakyReluGrad {
 }
 
 /// Eigen's float tanh: a 13/6 rational function on [-7.9, 7.9], where tanh is ±1 in f32
-/// beyond.
+/// beyond. (Plain multiply-adds: `mul_add` without a compile-time FMA target is a call.)
 fn fast_tanh(x: f32) -> f32 {
     const CLAMP: f32 = 7.905_311;
     let x = x.clamp(-CLAMP, CLAMP);
     let x2 = x * x;
-    let mut p = x2.mul_add(-2.760_768_5e-16, 2.000_188e-13);
-    p = x2.mul_add(p, -8.604_672e-11);
-    p = x2.mul_add(p, 5.122_297e-8);
-    p = x2.mul_add(p, 1.485_722_4e-5);
-    p = x2.mul_add(p, 6.372_619_3e-4);
-    p = x2.mul_add(p, 4.893_524_6e-3);
-    let mut q = x2.mul_add(1.198_258_4e-6, 1.185_347_1e-4);
-    q = x2.mul_add(q, 2.268_434_6e-3);
-    q = x2.mul_add(q, 4.893_525e-3);
+    let mut p = x2 * -2.760_768_5e-16 + 2.000_188e-13;
+    p = x2 * p - 8.604_672e-11;
+    p = x2 * p + 5.122_297e-8;
+    p = x2 * p + 1.485_722_4e-5;
+    p = x2 * p + 6.372_619_3e-4;
+    p = x2 * p + 4.893_524_6e-3;
+    let mut q = x2 * 1.198_258_4e-6 + 1.185_347_1e-4;
+    q = x2 * q + 2.268_434_6e-3;
+    q = x2 * q + 4.893_525e-3;
     x * p / q
 }
 
