@@ -20,6 +20,9 @@ use gan_lib::{plot, rng};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// CPU threads (default: RAYON_NUM_THREADS, else all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -196,6 +199,11 @@ struct SampleArgs {
 fn main() -> Result<()> {
     gan_lib::tune_allocator();
     let cli = Cli::parse();
+    gan_lib::set_threads(cli.threads);
+    gan_lib::on_pool(|| run(cli))
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Train(TrainArgs {
         preset: DEFAULT_PRESET.into(),
         out: "outputs".into(),

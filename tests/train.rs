@@ -414,3 +414,28 @@ fn bad_configs_name_the_file_and_the_key() {
         .to_string()
         .contains("absent.toml"));
 }
+
+/// With two threads gan_lib's kernels split their loops (convolutions, BatchNorm, Adam,
+/// matmuls); seeded runs must stay bit-identical all the same.
+#[test]
+fn two_threads_give_bit_identical_runs() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let data = small_mnist().limit(128);
+    let config = TrainConfig::preset("dcgan-course")
+        .unwrap()
+        .with("batch_size", "64")
+        .unwrap();
+    let run = || {
+        pool.install(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut trainer = quiet_trainer(&config, dir.path());
+            trainer.train_epoch(&data).unwrap();
+            assert_eq!(trainer.history.len(), 2);
+            (weights(&trainer.gan.g_vars), weights(&trainer.gan.d_vars))
+        })
+    };
+    assert_eq!(run(), run());
+}

@@ -22,6 +22,43 @@ use std::path::PathBuf;
 pub use candle_core;
 pub use candle_nn;
 
+/// Sets how many CPU threads training uses: `threads`, or when `None` the
+/// `RAYON_NUM_THREADS` already set, else every core. They run gan_lib's matrix products (see
+/// [`ops`]) and candle's. candle's separate pool for element-wise ops is kept to one
+/// thread: it spin-waits, and on two cores its spinning worker took the core the matmul
+/// threads needed (and without `RAYON_NUM_THREADS` candle re-reads `/proc/cpuinfo` on every
+/// matmul). Call it before any tensor work: candle reads these settings once.
+pub fn set_threads(threads: Option<usize>) -> usize {
+    let from_env = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0);
+    let threads = threads
+        .or(from_env)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    // Edition 2021: set_var is safe; callers do this first thing, before other threads.
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    // Fails only when the global pool already exists (then it keeps its size).
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+    threads
+}
+
+/// Runs `work` on a thread of rayon's global pool (sized by [`set_threads`]), so that
+/// gan_lib's parallel kernels share their loops with the thread that calls them instead of
+/// handing each over from outside the pool and waiting for it (a wake-up per kernel, tens
+/// of microseconds each). The command-line tool and the benchmark run everything this way.
+pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    let mut result = None;
+    rayon::scope(|_| result = Some(work()));
+    result.expect("rayon::scope runs its closure before returning")
+}
+
 /// Tells glibc's malloc to keep freed memory for reuse instead of handing it back to the
 /// kernel. Training allocates and frees tensors of several MiB every step; by default glibc
 /// maps each one fresh (above 32 MiB always, below after trimming), so the kernel zeroes

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{bail, CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 use candle_nn::VarMap;
+use rayon::prelude::*;
 
 /// Adam (Kingma & Ba) without weight decay, as `torch.optim.Adam`.
 pub struct Adam {
@@ -66,6 +67,9 @@ struct FusedStep<'a> {
     k: Coefficients,
 }
 
+/// Weights, gradients, first and second moments of one chunk.
+type Slices<'a> = (((&'a mut [f32], &'a [f32]), &'a mut [f32]), &'a mut [f32]);
+
 impl InplaceOp2 for FusedStep<'_> {
     fn name(&self) -> &'static str {
         "adam-step"
@@ -87,16 +91,24 @@ impl InplaceOp2 for FusedStep<'_> {
         };
         let (mut first, mut second, k) =
             (self.first.borrow_mut(), self.second.borrow_mut(), self.k);
-        let weights = &mut weights[w0..w1];
-        for (((w, &g), m), v) in weights
-            .iter_mut()
-            .zip(&grads[g0..g1])
-            .zip(first.iter_mut())
-            .zip(second.iter_mut())
-        {
-            *m = k.beta1 * *m + (1.0 - k.beta1) * g;
-            *v = k.beta2 * *v + (1.0 - k.beta2) * g * g;
-            *w -= k.step_size * *m / ((*v * k.bias2).sqrt() + k.eps);
+        let update = |(((w, g), m), v): Slices| {
+            for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = k.beta1 * *m + (1.0 - k.beta1) * g;
+                *v = k.beta2 * *v + (1.0 - k.beta2) * g * g;
+                *w -= k.step_size * *m / ((*v * k.bias2).sqrt() + k.eps);
+            }
+        };
+        let (weights, grads) = (&mut weights[w0..w1], &grads[g0..g1]);
+        if !crate::ops::split(weights.len()) {
+            update((((weights, grads), &mut first[..]), &mut second[..]));
+        } else {
+            const CHUNK: usize = 1 << 14;
+            weights
+                .par_chunks_mut(CHUNK)
+                .zip(grads.par_chunks(CHUNK))
+                .zip(first.par_chunks_mut(CHUNK))
+                .zip(second.par_chunks_mut(CHUNK))
+                .for_each(update);
         }
         Ok(())
     }

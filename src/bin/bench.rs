@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Options: `--steps N` timed steps (after 3 warm-up steps; default 30), `--presets a,b`,
-//! `--threads 1,2` (each count sets both candle's and PyTorch's thread count), `--repeat R`
+//! `--threads 1,2` (each count is given to both sides: `gan_lib::set_threads` and
+//! `torch.set_num_threads`), `--repeat R`
 //! (median of R alternating runs; default 1), `--no-torch`, `--no-classifier`. Each
 //! measurement runs in its own process, so peak memory (VmHWM / ru_maxrss) is its own.
 //!
@@ -181,7 +182,7 @@ fn run_json(program: &str, args: &[&str], threads: usize) -> Result<Value> {
     let threads = threads.to_string();
     let output = Command::new(program)
         .args(args)
-        .env("CANDLE_NUM_THREADS", &threads)
+        .env("CANDLE_NUM_THREADS", "1")
         .env("RAYON_NUM_THREADS", &threads)
         .env("OMP_NUM_THREADS", &threads)
         .output()
@@ -287,6 +288,7 @@ fn cpu_name() -> String {
 
 fn main() -> Result<()> {
     gan_lib::tune_allocator();
+    gan_lib::set_threads(None);
     let args: Vec<String> = std::env::args().collect();
     let value = |flag: &str| {
         args.iter()
@@ -302,10 +304,11 @@ fn main() -> Result<()> {
     };
     let steps = number("--steps", 30)?;
     if let Some(name) = value("--one") {
-        return measure_preset(&name, steps, flag("--train-only"));
+        let train_only = flag("--train-only");
+        return gan_lib::on_pool(|| measure_preset(&name, steps, train_only));
     }
     if flag("--classifier-one") {
-        return measure_classifier(steps);
+        return gan_lib::on_pool(|| measure_classifier(steps));
     }
     let repeat = number("--repeat", 1)?.max(1);
     let thread_counts = value("--threads")

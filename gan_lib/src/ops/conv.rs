@@ -8,7 +8,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 
-use super::{fused, values};
+use super::gemm::Project;
+use super::{for_parts, fused, values};
 
 /// The shape of a convolution: images `(n, c, h, w)`, a `k×k` kernel, stride and padding,
 /// giving `oh×ow` patch positions.
@@ -64,35 +65,43 @@ impl Patches {
             .filter(|&i| i < side)
     }
 
-    /// Calls `visit(patch_start, pixel_start, len)` for every run of `len` consecutive patch
-    /// entries that come from `len` consecutive pixels of one image row (a kernel row, cut
-    /// where it leaves the image). Entries in the padding are skipped.
+    /// Values of one image.
+    fn image_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// Patch-matrix values of one image.
+    fn patches_len(&self) -> usize {
+        self.oh * self.ow * self.row_len()
+    }
+
+    /// Calls `visit(patch_start, pixel_start, len)`, within one image and its rows of the
+    /// patch matrix, for every run of `len` consecutive patch entries that come from `len`
+    /// consecutive pixels of an image row (a kernel row, cut where it leaves the image).
+    /// Entries in the padding are skipped. Every image has the same runs.
     fn for_each_run(&self, mut visit: impl FnMut(usize, usize, usize)) {
         let (k, s, p, row_len) = (self.k, self.stride, self.padding, self.row_len());
-        for b in 0..self.n {
-            for oy in 0..self.oh {
-                for ox in 0..self.ow {
-                    let row = ((b * self.oh + oy) * self.ow + ox) * row_len;
-                    // Kernel columns kx with 0 <= ox·s + kx − p < w.
-                    let kx_start = p.saturating_sub(ox * s);
-                    let kx_end = k.min((self.w + p).saturating_sub(ox * s));
-                    if kx_start >= kx_end {
-                        continue;
-                    }
-                    let len = kx_end - kx_start;
-                    let ix_start = ox * s + kx_start - p;
-                    for c in 0..self.c {
-                        let plane = (b * self.c + c) * self.h;
-                        for ky in 0..k {
-                            let Some(iy) = self.source(oy, ky, self.h) else {
-                                continue;
-                            };
-                            visit(
-                                row + (c * k + ky) * k + kx_start,
-                                (plane + iy) * self.w + ix_start,
-                                len,
-                            );
-                        }
+        for oy in 0..self.oh {
+            for ox in 0..self.ow {
+                let row = (oy * self.ow + ox) * row_len;
+                // Kernel columns kx with 0 <= ox·s + kx − p < w.
+                let kx_start = p.saturating_sub(ox * s);
+                let kx_end = k.min((self.w + p).saturating_sub(ox * s));
+                if kx_start >= kx_end {
+                    continue;
+                }
+                let len = kx_end - kx_start;
+                let ix_start = ox * s + kx_start - p;
+                for c in 0..self.c {
+                    for ky in 0..k {
+                        let Some(iy) = self.source(oy, ky, self.h) else {
+                            continue;
+                        };
+                        visit(
+                            row + (c * k + ky) * k + kx_start,
+                            (c * self.h + iy) * self.w + ix_start,
+                            len,
+                        );
                     }
                 }
             }
@@ -131,8 +140,11 @@ impl CustomOp1 for Im2Col {
         let p = self.0;
         let x = values(storage, layout, self.name())?;
         let mut cols = vec![0f32; p.rows() * p.row_len()];
-        p.for_each_run(|col, pixel, len| {
-            copy_run(&mut cols[col..col + len], &x[pixel..pixel + len]);
+        for_parts(&mut cols, p.patches_len(), |b, patches| {
+            let image = &x[b * p.image_len()..(b + 1) * p.image_len()];
+            p.for_each_run(|col, pixel, len| {
+                copy_run(&mut patches[col..col + len], &image[pixel..pixel + len]);
+            });
         });
         Ok((CpuStorage::F32(cols), (p.rows(), p.row_len()).into()))
     }
@@ -153,11 +165,17 @@ impl CustomOp1 for Col2Im {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let p = self.0;
         let cols = values(storage, layout, self.name())?;
-        let mut x = vec![0f32; p.n * p.c * p.h * p.w];
-        p.for_each_run(|col, pixel, len| {
-            for (image, patch) in x[pixel..pixel + len].iter_mut().zip(&cols[col..col + len]) {
-                *image += patch;
-            }
+        let mut x = vec![0f32; p.n * p.image_len()];
+        for_parts(&mut x, p.image_len(), |b, image| {
+            let patches = &cols[b * p.patches_len()..(b + 1) * p.patches_len()];
+            p.for_each_run(|col, pixel, len| {
+                for (v, patch) in image[pixel..pixel + len]
+                    .iter_mut()
+                    .zip(&patches[col..col + len])
+                {
+                    *v += patch;
+                }
+            });
         });
         Ok((CpuStorage::F32(x), (p.n, p.c, p.h, p.w).into()))
     }
@@ -186,12 +204,17 @@ impl CustomOp2 for AddChannelBias {
     ) -> Result<(CpuStorage, Shape)> {
         let x = values(s1, l1, self.name())?;
         let bias = values(s2, l2, self.name())?;
-        let plane = x.len() / (l1.dims()[0] * bias.len()).max(1);
-        let mut y = x.to_vec();
-        for (i, values) in y.chunks_mut(plane.max(1)).enumerate() {
-            let b = bias[i % bias.len()];
-            values.iter_mut().for_each(|v| *v += b);
-        }
+        let image = x.len() / l1.dims()[0].max(1);
+        let plane = image / bias.len().max(1);
+        let mut y = vec![0f32; x.len()];
+        for_parts(&mut y, image, |b, out| {
+            for (ch, out) in out.chunks_mut(plane.max(1)).enumerate() {
+                let source = &x[b * image + ch * plane..];
+                for (o, &v) in out.iter_mut().zip(source) {
+                    *o = v + bias[ch];
+                }
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -277,23 +300,25 @@ impl Module for Conv2d {
         let p = Patches::new(x.dims4()?, k, self.stride, self.padding);
         let cols = x.contiguous()?.apply_op1(Im2Col(p))?;
         let kernel = self.weight().reshape((o, c * k * k))?;
-        let rows = cols.matmul(&kernel.t()?)?;
+        // One row per output channel: the long side (images × positions) is the one the
+        // matmul kernel wants its rows on.
+        let by_channel = kernel.apply_op2(&cols, Project::LARGE_BATCH)?;
         let bias = match self.candle.bias() {
             Some(bias) => bias.clone(),
-            None => Tensor::zeros(o, rows.dtype(), rows.device())?,
+            None => Tensor::zeros(o, by_channel.dtype(), by_channel.device())?,
         };
-        rows.apply_op2(&bias, ChannelsFirst(p.n, p.oh, p.ow))
+        by_channel.apply_op2(&bias, ImagesFirst(p.n, p.oh, p.ow))
     }
 }
 
-/// One row per image position `(n·h·w, c)` plus a `(c)` bias → images `(n, c, h, w)`:
-/// the layout change and the bias in one pass (and in one pass back, with the bias
-/// gradient summed contiguously instead of candle's strided reduction).
-struct ChannelsFirst(usize, usize, usize);
+/// `(c, n·h·w)` — one row per channel — plus a `(c)` bias → images `(n, c, h, w)`: the
+/// layout change and the bias in one pass; the backward pass reverses the layout and sums
+/// the bias gradient per channel.
+struct ImagesFirst(usize, usize, usize);
 
-impl CustomOp2 for ChannelsFirst {
+impl CustomOp2 for ImagesFirst {
     fn name(&self) -> &'static str {
-        "channels-first"
+        "images-first"
     }
 
     fn cpu_fwd(
@@ -308,15 +333,14 @@ impl CustomOp2 for ChannelsFirst {
         let (n, h, w) = (self.0, self.1, self.2);
         let (c, plane) = (bias.len(), h * w);
         let mut y = vec![0f32; rows.len()];
-        for b in 0..n {
-            let image = &mut y[b * c * plane..(b + 1) * c * plane];
-            let source = &rows[b * plane * c..(b + 1) * plane * c];
-            for (i, row) in source.chunks_exact(c).enumerate() {
-                for (channel, (&v, &bias)) in row.iter().zip(bias).enumerate() {
-                    image[channel * plane + i] = v + bias;
+        for_parts(&mut y, c * plane, |b, image| {
+            for (ch, out) in image.chunks_mut(plane).enumerate() {
+                let source = &rows[(ch * n + b) * plane..(ch * n + b + 1) * plane];
+                for (o, &v) in out.iter_mut().zip(source) {
+                    *o = v + bias[ch];
                 }
             }
-        }
+        });
         Ok((CpuStorage::F32(y), (n, c, h, w).into()))
     }
 
@@ -327,17 +351,33 @@ impl CustomOp2 for ChannelsFirst {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (n, c, h, w) = grad.dims4()?;
         let grad = grad.contiguous()?;
-        let rows = grad
-            .reshape((n, c, h * w))?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((n * h * w, c))?;
         Ok((
-            Some(rows),
+            Some(grad.apply_op1(ChannelsFirst)?),
             Some(grad.apply_op1(ChannelSum(bias.elem_count()))?),
         ))
+    }
+}
+
+/// Images `(n, c, h, w)` → `(c, n·h·w)`, one row per channel.
+struct ChannelsFirst;
+
+impl CustomOp1 for ChannelsFirst {
+    fn name(&self) -> &'static str {
+        "channels-first"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = values(storage, layout, self.name())?;
+        let (n, c, h, w) = layout.shape().dims4()?;
+        let plane = h * w;
+        let mut rows = vec![0f32; x.len()];
+        for_parts(&mut rows, n * plane, |ch, row| {
+            for (b, out) in row.chunks_mut(plane).enumerate() {
+                out.copy_from_slice(&x[(b * c + ch) * plane..(b * c + ch + 1) * plane]);
+            }
+        });
+        Ok((CpuStorage::F32(rows), (c, n * plane).into()))
     }
 }
 
@@ -447,11 +487,17 @@ mod tests {
 
     #[test]
     fn conv2d_matches_candle() -> Result<()> {
-        for (c, o, k, stride, padding, side) in [
-            (1, 4, 5, 1, 2, 9),
-            (3, 5, 4, 2, 0, 10),
-            (2, 3, 5, 2, 2, 14),
-            (4, 1, 4, 2, 1, 7),
+        crate::ops::two_threads(conv2d_matches_candle_inner)
+    }
+
+    fn conv2d_matches_candle_inner() -> Result<()> {
+        // The last case is large enough for the kernels' multi-threaded paths.
+        for (c, o, k, stride, padding, side, batch) in [
+            (1, 4, 5, 1, 2, 9, 3),
+            (3, 5, 4, 2, 0, 10, 3),
+            (2, 3, 5, 2, 2, 14, 3),
+            (4, 1, 4, 2, 1, 7, 3),
+            (8, 6, 3, 1, 1, 16, 24),
         ] {
             let vars = VarMap::new();
             let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
@@ -463,7 +509,7 @@ mod tests {
             };
             let theirs =
                 candle_nn::Conv2d::new(ours.weight().clone(), ours.candle.bias().cloned(), config);
-            let x = Var::from_tensor(&random(&[3, c, side, side], 1)?)?;
+            let x = Var::from_tensor(&random(&[batch, c, side, side], 1)?)?;
             compare(&x, &ours, &theirs, &vars)?;
         }
         Ok(())
@@ -471,11 +517,16 @@ mod tests {
 
     #[test]
     fn conv_transpose2d_matches_candle() -> Result<()> {
-        for (c, o, k, (stride, padding, output_padding), bias, side) in [
-            (4, 3, 3, (2, 0, 0), true, 1),
-            (3, 2, 4, (1, 0, 0), true, 3),
-            (5, 2, 5, (2, 2, 1), false, 7),
-            (2, 1, 4, (2, 1, 0), true, 7),
+        crate::ops::two_threads(conv_transpose2d_matches_candle_inner)
+    }
+
+    fn conv_transpose2d_matches_candle_inner() -> Result<()> {
+        for (c, o, k, (stride, padding, output_padding), bias, side, batch) in [
+            (4, 3, 3, (2, 0, 0), true, 1, 2),
+            (3, 2, 4, (1, 0, 0), true, 3, 2),
+            (5, 2, 5, (2, 2, 1), false, 7, 2),
+            (2, 1, 4, (2, 1, 0), true, 7, 2),
+            (6, 8, 4, (2, 1, 0), true, 14, 24),
         ] {
             let vars = VarMap::new();
             let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
@@ -492,7 +543,7 @@ mod tests {
                 ours.candle.bias().cloned(),
                 config,
             );
-            let x = Var::from_tensor(&random(&[2, c, side, side], 2)?)?;
+            let x = Var::from_tensor(&random(&[batch, c, side, side], 2)?)?;
             compare(&x, &ours, &theirs, &vars)?;
         }
         Ok(())

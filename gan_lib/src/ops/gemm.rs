@@ -3,7 +3,10 @@
 //! gemm's own threading gains little on two cores (a 64×512×784 product: 42 GFLOP/s on one
 //! thread, 48 on two); one single-threaded gemm per half of the rows gains 1.6-1.8x.
 
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+
+use super::{values, Transpose};
 
 /// A read-only matrix: element `(r, c)` is `data[r·rs + c·cs]`.
 #[derive(Clone, Copy)]
@@ -99,6 +102,121 @@ fn gemm_rows(first: usize, rows: usize, n: usize, k: usize, a: Mat, b: Mat, out:
             false,
             gemm::Parallelism::None,
         );
+    }
+}
+
+/// `(W, x)` → `W·xᵀ`: weight `(out, in)`, inputs `(b, in)`, result `(out, b)`.
+pub(super) struct Project {
+    /// Compute the input gradient transposed (`Wᵀ·dz`, then a copy), which suits small
+    /// batches: they land on the kernel's preferred side. Large ones (convolutions) take
+    /// `dzᵀ·W` directly.
+    transposed_input_grad: bool,
+}
+
+impl Project {
+    /// For linear layers: the batch is small.
+    pub const SMALL_BATCH: Project = Project {
+        transposed_input_grad: true,
+    };
+    /// For convolutions: one row per image position, many rows.
+    pub const LARGE_BATCH: Project = Project {
+        transposed_input_grad: false,
+    };
+}
+
+impl CustomOp2 for Project {
+    fn name(&self) -> &'static str {
+        "project"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (w, x) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
+        let ((outputs, inputs), (batch, x_inputs)) = (l1.shape().dims2()?, l2.shape().dims2()?);
+        if inputs != x_inputs {
+            candle_core::bail!("project: weight takes {inputs} inputs, x has {x_inputs}");
+        }
+        let mut z = vec![0f32; outputs * batch];
+        matmul(
+            outputs,
+            batch,
+            inputs,
+            Mat::rows(w, inputs),
+            Mat::transposed(x, inputs),
+            &mut z,
+        );
+        Ok((CpuStorage::F32(z), (outputs, batch).into()))
+    }
+
+    fn bwd(
+        &self,
+        w: &Tensor,
+        x: &Tensor,
+        _z: &Tensor,
+        d_z: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let d_z = d_z.contiguous()?;
+        // dW = dz·x; dx = dzᵀ·W, or (Wᵀ·dz)ᵀ.
+        let d_w = d_z.apply_op2(x, Product::new(false, false))?;
+        let d_x = if self.transposed_input_grad {
+            w.apply_op2(&d_z, Product::new(true, false))?
+                .apply_op1(Transpose)?
+        } else {
+            d_z.apply_op2(w, Product::new(true, false))?
+        };
+        Ok((Some(d_w), Some(d_x)))
+    }
+}
+
+/// `(a, b)` → `a·b` for row-major operands, either read transposed.
+pub(super) struct Product {
+    a_transposed: bool,
+    b_transposed: bool,
+}
+
+impl Product {
+    pub fn new(a_transposed: bool, b_transposed: bool) -> Product {
+        Product {
+            a_transposed,
+            b_transposed,
+        }
+    }
+}
+
+impl CustomOp2 for Product {
+    fn name(&self) -> &'static str {
+        "product"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
+        let (a_rows, a_cols) = l1.shape().dims2()?;
+        let (b_rows, b_cols) = l2.shape().dims2()?;
+        let (m, k, a) = match self.a_transposed {
+            false => (a_rows, a_cols, Mat::rows(a, a_cols)),
+            true => (a_cols, a_rows, Mat::transposed(a, a_cols)),
+        };
+        let (k_b, n, b) = match self.b_transposed {
+            false => (b_rows, b_cols, Mat::rows(b, b_cols)),
+            true => (b_cols, b_rows, Mat::transposed(b, b_cols)),
+        };
+        if k != k_b {
+            candle_core::bail!("product: {m}x{k} times {k_b}x{n}");
+        }
+        let mut out = vec![0f32; m * n];
+        matmul(m, n, k, a, b, &mut out);
+        Ok((CpuStorage::F32(out), (m, n).into()))
     }
 }
 

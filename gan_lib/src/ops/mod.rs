@@ -35,3 +35,145 @@ fn values<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a 
         None => bail!("{op}: expected a contiguous tensor"),
     }
 }
+
+/// Below this many values a kernel runs on the calling thread: waking rayon's workers costs
+/// more than the work.
+const PARALLEL_MIN: usize = 1 << 15;
+
+/// True when work of `len` values is worth splitting across rayon's threads. With one
+/// thread it never is: called from outside the pool, each parallel loop would hand its work
+/// to the pool's thread and wait (that cost a third of an MLP step).
+pub(crate) fn split(len: usize) -> bool {
+    len >= PARALLEL_MIN && rayon::current_num_threads() > 1
+}
+
+/// Values per task of the element-wise kernels.
+const CHUNK: usize = 1 << 14;
+
+/// `out[i] = f(a[i])`, on rayon's threads when large.
+fn map1(a: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    use rayon::prelude::*;
+    if !split(a.len()) {
+        return a.iter().map(|&v| f(v)).collect();
+    }
+    let mut out = vec![0f32; a.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK))
+        .for_each(|(out, a)| {
+            for (o, &v) in out.iter_mut().zip(a) {
+                *o = f(v);
+            }
+        });
+    out
+}
+
+/// The transpose of a row-major `(rows, cols)` matrix, in blocks of 8 output rows (both
+/// sides' cache lines stay in use), on rayon's threads when large.
+fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows * cols];
+    for_parts(&mut out, 8 * rows, |block, out_rows| {
+        for i in 0..rows {
+            for (j, row) in out_rows.chunks_mut(rows).enumerate() {
+                row[i] = x[i * cols + block * 8 + j];
+            }
+        }
+    });
+    out
+}
+
+/// `(rows, cols)` → its transpose `(cols, rows)`.
+struct Transpose;
+
+impl candle_core::CustomOp1 for Transpose {
+    fn name(&self) -> &'static str {
+        "transpose"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> Result<(CpuStorage, candle_core::Shape)> {
+        let x = values(storage, layout, self.name())?;
+        let (rows, cols) = layout.shape().dims2()?;
+        Ok((
+            CpuStorage::F32(transpose(x, rows, cols)),
+            (cols, rows).into(),
+        ))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Transpose)?))
+    }
+}
+
+/// `(rows, cols)` → `(cols)`: the sum of each column.
+struct ColumnSums;
+
+impl candle_core::CustomOp1 for ColumnSums {
+    fn name(&self) -> &'static str {
+        "column-sums"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> Result<(CpuStorage, candle_core::Shape)> {
+        let x = values(storage, layout, self.name())?;
+        let (_, cols) = layout.shape().dims2()?;
+        let mut sums = vec![0f32; cols];
+        for row in x.chunks_exact(cols.max(1)) {
+            for (s, &v) in sums.iter_mut().zip(row) {
+                *s += v;
+            }
+        }
+        Ok((CpuStorage::F32(sums), cols.into()))
+    }
+}
+
+/// `out[i] = f(a[i], b[i])`, on rayon's threads when large.
+fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = vec![0f32; a.len()];
+    let kernel = |(out, (a, b)): (&mut [f32], (&[f32], &[f32]))| {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = f(x, y);
+        }
+    };
+    if !split(a.len()) {
+        kernel((&mut out, (a, b)));
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+            .for_each(kernel);
+    }
+    out
+}
+
+/// Calls `f(i, part)` for the consecutive `part_len`-value parts of `out` (images, planes),
+/// on rayon's threads when `out` is large.
+fn for_parts(out: &mut [f32], part_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    use rayon::prelude::*;
+    let part_len = part_len.max(1);
+    if !split(out.len()) {
+        out.chunks_mut(part_len)
+            .enumerate()
+            .for_each(|(i, p)| f(i, p));
+    } else {
+        out.par_chunks_mut(part_len)
+            .enumerate()
+            .for_each(|(i, p)| f(i, p));
+    }
+}
+
+/// Runs `f` on a two-thread pool, so that large inputs take the kernels' parallel paths
+/// whatever the machine or `RAYON_NUM_THREADS`.
+#[cfg(test)]
+pub(crate) fn two_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a two-thread pool")
+        .install(f)
+}

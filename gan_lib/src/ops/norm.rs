@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, Layout, ModuleT, Result, Shape, Tensor, Var};
 use candle_nn::{BatchNormConfig, VarBuilder};
 
-use super::{fused, values};
+use rayon::prelude::*;
+
+use super::{for_parts, fused, split, values};
 
 /// BatchNorm over dimension 1 of `(n, c)` or `(n, c, h, w)` inputs, as PyTorch's
 /// `BatchNorm1d`/`2d` (eps 1e-5, momentum 0.1, running variance unbiased). Tensors:
@@ -99,10 +101,42 @@ impl Planes {
         })
     }
 
-    /// The values of channel `c`, image by image.
-    fn channel<'a>(&self, x: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
-        let (stride, plane, first) = (self.c * self.plane, self.plane, c * self.plane);
-        (0..self.n).map(move |b| &x[b * stride + first..b * stride + first + plane])
+    /// For every channel, the sum over images of `f(channel, offset of its plane)`: `K`
+    /// sums at once, in f64 (a channel holds up to n·h·w = 25,000 values). Groups of 8
+    /// images are summed in parallel and the groups' sums added in order, so the result is
+    /// the same for any number of threads.
+    fn channel_sums<const K: usize>(
+        &self,
+        f: impl Fn(usize, usize) -> [f32; K] + Sync,
+    ) -> Vec<[f64; K]> {
+        const GROUP: usize = 8;
+        let group = |g: usize| {
+            let mut sums = vec![[0f64; K]; self.c];
+            for b in g * GROUP..((g + 1) * GROUP).min(self.n) {
+                for (ch, sum) in sums.iter_mut().enumerate() {
+                    let part = f(ch, (b * self.c + ch) * self.plane);
+                    for (s, p) in sum.iter_mut().zip(part) {
+                        *s += p as f64;
+                    }
+                }
+            }
+            sums
+        };
+        let groups = self.n.div_ceil(GROUP);
+        let partial: Vec<Vec<[f64; K]>> = if split(self.n * self.c * self.plane) {
+            (0..groups).into_par_iter().map(group).collect()
+        } else {
+            (0..groups).map(group).collect()
+        };
+        let mut total = vec![[0f64; K]; self.c];
+        for sums in partial {
+            for (t, s) in total.iter_mut().zip(sums) {
+                for (a, b) in t.iter_mut().zip(s) {
+                    *a += b;
+                }
+            }
+        }
+        total
     }
 }
 
@@ -128,39 +162,38 @@ impl CustomOp3 for BatchNormTrain {
     ) -> Result<(CpuStorage, Shape)> {
         let x = values(s1, l1, self.name())?;
         let (gamma, beta) = (values(s2, l2, self.name())?, values(s3, l3, self.name())?);
-        let planes = Planes::of(l1.shape())?;
-        let count = (planes.n * planes.plane) as f64;
+        let p = Planes::of(l1.shape())?;
+        let count = (p.n * p.plane) as f64;
+        let plane = |offset: usize| &x[offset..offset + p.plane];
+        let mean: Vec<f32> = p
+            .channel_sums(|_, at| [plane(at).iter().sum::<f32>()])
+            .iter()
+            .map(|[sum]| (sum / count) as f32)
+            .collect();
+        let variance: Vec<f32> = p
+            .channel_sums(|ch, at| {
+                [plane(at)
+                    .iter()
+                    .map(|&v| (v - mean[ch]) * (v - mean[ch]))
+                    .sum::<f32>()]
+            })
+            .iter()
+            .map(|[sum]| (sum / count) as f32)
+            .collect();
+        let scale: Vec<f32> = (0..p.c)
+            .map(|ch| gamma[ch] / (variance[ch] + self.eps).sqrt())
+            .collect();
+        let shift: Vec<f32> = (0..p.c).map(|ch| beta[ch] - mean[ch] * scale[ch]).collect();
         let mut y = vec![0f32; x.len()];
-        let mut stats = Stats::default();
-        for c in 0..planes.c {
-            // Sums in f64: a channel holds up to n·h·w = 25,000 values.
-            let sum: f64 = planes
-                .channel(x, c)
-                .flat_map(|p| p.iter())
-                .map(|&v| v as f64)
-                .sum();
-            let mean = (sum / count) as f32;
-            let squares: f64 = planes
-                .channel(x, c)
-                .flat_map(|p| p.iter())
-                .map(|&v| ((v - mean) as f64).powi(2))
-                .sum();
-            let variance = (squares / count) as f32;
-            let scale = gamma[c] / (variance + self.eps).sqrt();
-            let shift = beta[c] - mean * scale;
-            for b in 0..planes.n {
-                let start = (b * planes.c + c) * planes.plane;
-                for (out, &v) in y[start..start + planes.plane]
-                    .iter_mut()
-                    .zip(&x[start..start + planes.plane])
-                {
-                    *out = v * scale + shift;
+        for_parts(&mut y, p.c * p.plane, |b, image| {
+            for (ch, out) in image.chunks_mut(p.plane).enumerate() {
+                let source = plane((b * p.c + ch) * p.plane);
+                for (o, &v) in out.iter_mut().zip(source) {
+                    *o = v * scale[ch] + shift[ch];
                 }
             }
-            stats.mean.push(mean);
-            stats.variance.push(variance);
-        }
-        *self.stats.lock().expect("batch-norm statistics") = stats;
+        });
+        *self.stats.lock().expect("batch-norm statistics") = Stats { mean, variance };
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -214,39 +247,46 @@ impl CustomOp3 for BatchNormGrad {
         let x = values(s1, l1, self.name())?;
         let gamma = values(s2, l2, self.name())?;
         let dy = values(s3, l3, self.name())?;
-        let planes = Planes::of(l1.shape())?;
-        let count = (planes.n * planes.plane) as f32;
-        let mut out = vec![0f32; x.len() + 2 * planes.c];
-        for c in 0..planes.c {
-            let (mean, inv_std) = (
-                self.stats.mean[c],
-                1.0 / (self.stats.variance[c] + self.eps).sqrt(),
-            );
-            let (mut d_beta, mut d_gamma) = (0f64, 0f64);
-            for (xs, gs) in planes.channel(x, c).zip(planes.channel(dy, c)) {
-                for (&v, &g) in xs.iter().zip(gs) {
-                    d_beta += g as f64;
-                    d_gamma += (g * (v - mean) * inv_std) as f64;
+        let p = Planes::of(l1.shape())?;
+        let count = (p.n * p.plane) as f32;
+        let mean = &self.stats.mean;
+        let inv_std: Vec<f32> = self
+            .stats
+            .variance
+            .iter()
+            .map(|v| 1.0 / (v + self.eps).sqrt())
+            .collect();
+        let sums = p.channel_sums(|ch, at| {
+            let (xs, gs) = (&x[at..at + p.plane], &dy[at..at + p.plane]);
+            let mut sums = [0f32; 2];
+            for (&v, &g) in xs.iter().zip(gs) {
+                sums[0] += g;
+                sums[1] += g * (v - mean[ch]);
+            }
+            sums
+        });
+        // dβ = Σdy, dγ = Σ dy·x̂
+        let d_beta: Vec<f32> = sums.iter().map(|s| s[0] as f32).collect();
+        let d_gamma: Vec<f32> = sums
+            .iter()
+            .zip(&inv_std)
+            .map(|(s, &i)| s[1] as f32 * i)
+            .collect();
+        let mut out = vec![0f32; x.len() + 2 * p.c];
+        let (d_x, d_params) = out.split_at_mut(x.len());
+        // dx = γ/(σ·m) · (m·dy − Σdy − x̂·Σ(dy·x̂))
+        for_parts(d_x, p.c * p.plane, |b, image| {
+            for (ch, out) in image.chunks_mut(p.plane).enumerate() {
+                let at = (b * p.c + ch) * p.plane;
+                let scale = gamma[ch] * inv_std[ch] / count;
+                for ((o, &v), &g) in out.iter_mut().zip(&x[at..]).zip(&dy[at..]) {
+                    let x_hat = (v - mean[ch]) * inv_std[ch];
+                    *o = scale * (count * g - d_beta[ch] - x_hat * d_gamma[ch]);
                 }
             }
-            let (d_beta, d_gamma) = (d_beta as f32, d_gamma as f32);
-            // dx = γ/(σ·m) · (m·dy − Σdy − x̂·Σ(dy·x̂))
-            let scale = gamma[c] * inv_std / count;
-            for b in 0..planes.n {
-                let start = (b * planes.c + c) * planes.plane;
-                let range = start..start + planes.plane;
-                for ((out, &v), &g) in out[range.clone()]
-                    .iter_mut()
-                    .zip(&x[range.clone()])
-                    .zip(&dy[range])
-                {
-                    let x_hat = (v - mean) * inv_std;
-                    *out = scale * (count * g - d_beta - x_hat * d_gamma);
-                }
-            }
-            out[x.len() + c] = d_gamma;
-            out[x.len() + planes.c + c] = d_beta;
-        }
+        });
+        d_params[..p.c].copy_from_slice(&d_gamma);
+        d_params[p.c..].copy_from_slice(&d_beta);
         let len = out.len();
         Ok((CpuStorage::F32(out), len.into()))
     }
@@ -268,7 +308,17 @@ mod tests {
     /// inputs.
     #[test]
     fn batch_norm_matches_candle() -> Result<()> {
-        for shape in [vec![16, 5], vec![4, 3, 5, 5]] {
+        crate::ops::two_threads(batch_norm_matches_candle_inner)
+    }
+
+    fn batch_norm_matches_candle_inner() -> Result<()> {
+        // The last two are large enough for the multi-threaded paths.
+        for shape in [
+            vec![16, 5],
+            vec![4, 3, 5, 5],
+            vec![128, 300],
+            vec![32, 8, 12, 12],
+        ] {
             let mut vars = VarMap::new();
             let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
             let ours = BatchNorm::new(shape[1], vb.pp("ours"))?;

@@ -2,7 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::{fused, values};
+use super::{fused, map1, map2, values};
 
 /// max(slope·x, x) for 0 ≤ slope < 1 (slope 0 is ReLU).
 pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
@@ -35,10 +35,7 @@ impl CustomOp1 for LeakyRelu {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let slope = self.0;
         let x = values(storage, layout, self.name())?;
-        let y: Vec<f32> = x
-            .iter()
-            .map(|&v| if v > 0.0 { v } else { v * slope })
-            .collect();
+        let y = map1(x, |v| if v > 0.0 { v } else { v * slope });
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
@@ -67,11 +64,7 @@ impl CustomOp2 for LeakyReluGrad {
         let slope = self.0;
         let x = values(s1, l1, self.name())?;
         let dy = values(s2, l2, self.name())?;
-        let dx: Vec<f32> = x
-            .iter()
-            .zip(dy)
-            .map(|(&x, &g)| if x > 0.0 { g } else { g * slope })
-            .collect();
+        let dx = map2(x, dy, |x, g| if x > 0.0 { g } else { g * slope });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -103,7 +96,7 @@ impl CustomOp1 for Tanh {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = values(storage, layout, self.name())?;
-        let y: Vec<f32> = x.iter().map(|&v| fast_tanh(v)).collect();
+        let y = map1(x, fast_tanh);
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
@@ -129,7 +122,7 @@ impl CustomOp2 for TanhGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let y = values(s1, l1, self.name())?;
         let dy = values(s2, l2, self.name())?;
-        let dx: Vec<f32> = y.iter().zip(dy).map(|(&y, &g)| g * (1.0 - y * y)).collect();
+        let dx = map2(y, dy, |y, g| g * (1.0 - y * y));
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
