@@ -73,6 +73,9 @@ pub fn tune_allocator() {
         ONCE.call_once(|| unsafe {
             libc::mallopt(libc::M_MMAP_MAX, 0);
             libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+            // One arena: rayon's threads would otherwise get their own, whose heaps are
+            // mapped and unmapped as they grow and shrink.
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         });
     }
 }

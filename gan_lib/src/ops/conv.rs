@@ -1,14 +1,16 @@
 //! Convolutions as matrix products. `im2col` copies every k×k patch of the input into a
 //! row of a matrix, so a convolution is that matrix times the kernel; `col2im`, its
 //! adjoint, adds each row back onto the patch it came from. A transposed convolution is
-//! the kernel product first and `col2im` after. Each op's backward pass is the other op,
-//! and candle's autograd differentiates the matmuls, so forward and backward passes of both
-//! layers run in candle's (multi-threaded, AVX-512) matmul.
+//! the kernel product first and `col2im` after, and each one's input gradient is the
+//! other. Each layer is one custom op with its own backward pass, so that the large patch
+//! matrices stay out of candle's graph, and every product runs in [`super::gemm`].
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Module, Result, Shape, Tensor};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor,
+};
 use candle_nn::VarBuilder;
 
-use super::gemm::Project;
+use super::gemm::{matmul, Mat};
 use super::{for_parts, fused, values};
 
 /// The shape of a convolution: images `(n, c, h, w)`, a `k×k` kernel, stride and padding,
@@ -129,60 +131,50 @@ fn copy_run(dst: &mut [f32], src: &[f32]) {
 }
 
 /// Images `(n, c, h, w)` → patch matrix `(n·oh·ow, c·k·k)`.
-struct Im2Col(Patches);
-
-impl CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "im2col"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let p = self.0;
-        let x = values(storage, layout, self.name())?;
-        let mut cols = vec![0f32; p.rows() * p.row_len()];
-        for_parts(&mut cols, p.patches_len(), |b, patches| {
-            let image = &x[b * p.image_len()..(b + 1) * p.image_len()];
-            p.for_each_run(|col, pixel, len| {
-                copy_run(&mut patches[col..col + len], &image[pixel..pixel + len]);
-            });
+fn im2col(p: &Patches, x: &[f32]) -> Vec<f32> {
+    let mut cols = vec![0f32; p.rows() * p.row_len()];
+    for_parts(&mut cols, p.patches_len(), |b, patches| {
+        let image = &x[b * p.image_len()..(b + 1) * p.image_len()];
+        p.for_each_run(|col, pixel, len| {
+            copy_run(&mut patches[col..col + len], &image[pixel..pixel + len]);
         });
-        Ok((CpuStorage::F32(cols), (p.rows(), p.row_len()).into()))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0))?))
-    }
+    });
+    cols
 }
 
 /// Patch matrix `(n·oh·ow, c·k·k)` → images `(n, c, h, w)`, overlapping patches summed.
-struct Col2Im(Patches);
-
-impl CustomOp1 for Col2Im {
-    fn name(&self) -> &'static str {
-        "col2im"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let p = self.0;
-        let cols = values(storage, layout, self.name())?;
-        let mut x = vec![0f32; p.n * p.image_len()];
-        for_parts(&mut x, p.image_len(), |b, image| {
-            let patches = &cols[b * p.patches_len()..(b + 1) * p.patches_len()];
-            p.for_each_run(|col, pixel, len| {
-                for (v, patch) in image[pixel..pixel + len]
-                    .iter_mut()
-                    .zip(&patches[col..col + len])
-                {
-                    *v += patch;
-                }
-            });
+fn col2im(p: &Patches, cols: &[f32]) -> Vec<f32> {
+    let mut x = vec![0f32; p.n * p.image_len()];
+    for_parts(&mut x, p.image_len(), |b, image| {
+        let patches = &cols[b * p.patches_len()..(b + 1) * p.patches_len()];
+        p.for_each_run(|col, pixel, len| {
+            for (v, patch) in image[pixel..pixel + len]
+                .iter_mut()
+                .zip(&patches[col..col + len])
+            {
+                *v += patch;
+            }
         });
-        Ok((CpuStorage::F32(x), (p.n, p.c, p.h, p.w).into()))
-    }
+    });
+    x
+}
 
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
-    }
+/// Images `(n, c, h·w)` ↔ one row per position `(n·h·w, c)`: `to_rows` picks the direction.
+fn swap_channels(x: &[f32], c: usize, plane: usize, to_rows: bool) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for_parts(&mut out, c * plane, |b, image| {
+        let source = &x[b * c * plane..(b + 1) * c * plane];
+        for ch in 0..c {
+            for i in 0..plane {
+                if to_rows {
+                    image[i * c + ch] = source[ch * plane + i];
+                } else {
+                    image[ch * plane + i] = source[i * c + ch];
+                }
+            }
+        }
+    });
+    out
 }
 
 /// `(n, c, h, w)` images plus a `(c)` bias per channel. candle's `broadcast_add` sums the
@@ -254,6 +246,213 @@ impl CustomOp1 for ChannelSum {
     }
 }
 
+/// `(x, kernel (o, c·k·k))` → `(o, n·oh·ow)`: a whole convolution as one node of candle's
+/// graph. Its patch matrix (80 MB for dcgan-tf's second layer) stays inside: as a node of
+/// its own, its gradient would be zero-filled and added by candle's gradient store.
+struct ConvOp(Patches);
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        "conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let p = &self.0;
+        let (x, kernel) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
+        let (o, r, ckk) = (l2.dims()[0], p.rows(), p.row_len());
+        let cols = im2col(p, x);
+        let mut z = vec![0f32; o * r];
+        // W·colsᵀ: images × positions, the long side, on the kernel's rows.
+        matmul(
+            o,
+            r,
+            ckk,
+            Mat::rows(kernel, ckk),
+            Mat::transposed(&cols, ckk),
+            &mut z,
+        );
+        Ok((CpuStorage::F32(z), (o, r).into()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        kernel: &Tensor,
+        _z: &Tensor,
+        d_z: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let packed = x.apply_op3(kernel, &d_z.contiguous()?, ConvGrad(self.0))?;
+        unpack(&packed, x, kernel)
+    }
+}
+
+/// `(x, kernel, dz)` → `[dx, dkernel]` of [`ConvOp`], packed (a custom op has one output).
+struct ConvGrad(Patches);
+
+impl CustomOp3 for ConvGrad {
+    fn name(&self) -> &'static str {
+        "conv2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let p = &self.0;
+        let (x, kernel) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
+        let d_z = values(s3, l3, self.name())?;
+        let (o, r, ckk) = (l2.dims()[0], p.rows(), p.row_len());
+        let cols = im2col(p, x);
+        let mut d_kernel = vec![0f32; o * ckk];
+        matmul(
+            o,
+            ckk,
+            r,
+            Mat::rows(d_z, r),
+            Mat::rows(&cols, ckk),
+            &mut d_kernel,
+        );
+        let mut d_cols = cols;
+        matmul(
+            r,
+            ckk,
+            o,
+            Mat::transposed(d_z, r),
+            Mat::rows(kernel, ckk),
+            &mut d_cols,
+        );
+        let mut packed = col2im(p, &d_cols);
+        packed.extend_from_slice(&d_kernel);
+        let len = packed.len();
+        Ok((CpuStorage::F32(packed), len.into()))
+    }
+}
+
+/// `(x (n, c, h, w), kernel (c, o·k·k))` → `(n, o, oh, ow)`: a whole transposed convolution
+/// as one node of candle's graph (see [`ConvOp`]). `self.0` describes the convolution it is
+/// the adjoint of: output-sized images, an input-sized patch grid.
+struct ConvTransposeOp(Patches);
+
+impl CustomOp2 for ConvTransposeOp {
+    fn name(&self) -> &'static str {
+        "conv-transpose2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let p = &self.0;
+        let (x, kernel) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
+        let (c, okk, r) = (l2.dims()[0], p.row_len(), p.rows());
+        let rows = swap_channels(x, c, p.oh * p.ow, true);
+        let mut cols = vec![0f32; r * okk];
+        matmul(
+            r,
+            okk,
+            c,
+            Mat::rows(&rows, c),
+            Mat::rows(kernel, okk),
+            &mut cols,
+        );
+        Ok((
+            CpuStorage::F32(col2im(p, &cols)),
+            (p.n, p.c, p.h, p.w).into(),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        kernel: &Tensor,
+        _y: &Tensor,
+        d_y: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let packed = x.apply_op3(kernel, &d_y.contiguous()?, ConvTransposeGrad(self.0))?;
+        unpack(&packed, x, kernel)
+    }
+}
+
+/// `(x, kernel, dy)` → `[dx, dkernel]` of [`ConvTransposeOp`], packed.
+struct ConvTransposeGrad(Patches);
+
+impl CustomOp3 for ConvTransposeGrad {
+    fn name(&self) -> &'static str {
+        "conv-transpose2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let p = &self.0;
+        let (x, kernel) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
+        let d_y = values(s3, l3, self.name())?;
+        let (c, okk, r) = (l2.dims()[0], p.row_len(), p.rows());
+        let plane = p.oh * p.ow;
+        let rows = swap_channels(x, c, plane, true);
+        let d_cols = im2col(p, d_y);
+        let mut d_kernel = vec![0f32; c * okk];
+        matmul(
+            c,
+            okk,
+            r,
+            Mat::transposed(&rows, c),
+            Mat::rows(&d_cols, okk),
+            &mut d_kernel,
+        );
+        let mut d_rows = rows;
+        matmul(
+            r,
+            c,
+            okk,
+            Mat::rows(&d_cols, okk),
+            Mat::transposed(kernel, okk),
+            &mut d_rows,
+        );
+        let mut packed = swap_channels(&d_rows, c, plane, false);
+        packed.extend_from_slice(&d_kernel);
+        let len = packed.len();
+        Ok((CpuStorage::F32(packed), len.into()))
+    }
+}
+
+/// Splits `[dx, dkernel]` into gradients shaped as `x` and `kernel`.
+fn unpack(
+    packed: &Tensor,
+    x: &Tensor,
+    kernel: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let n = x.elem_count();
+    Ok((
+        Some(packed.narrow(0, 0, n)?.reshape(x.shape())?),
+        Some(
+            packed
+                .narrow(0, n, kernel.elem_count())?
+                .reshape(kernel.shape())?,
+        ),
+    ))
+}
+
 /// A 2-D convolution, `(n, c, h, w)` → `(n, o, oh, ow)`, weight `(o, c, k, k)` as PyTorch's
 /// `nn.Conv2d` and candle's `Conv2d`.
 #[derive(Clone, Debug)]
@@ -298,11 +497,8 @@ impl Module for Conv2d {
         }
         let (o, c, k, _) = self.weight().dims4()?;
         let p = Patches::new(x.dims4()?, k, self.stride, self.padding);
-        let cols = x.contiguous()?.apply_op1(Im2Col(p))?;
         let kernel = self.weight().reshape((o, c * k * k))?;
-        // One row per output channel: the long side (images × positions) is the one the
-        // matmul kernel wants its rows on.
-        let by_channel = kernel.apply_op2(&cols, Project::LARGE_BATCH)?;
+        let by_channel = x.contiguous()?.apply_op2(&kernel, ConvOp(p))?;
         let bias = match self.candle.bias() {
             Some(bias) => bias.clone(),
             None => Tensor::zeros(o, by_channel.dtype(), by_channel.device())?,
@@ -441,10 +637,8 @@ impl Module for ConvTranspose2d {
         if (p.oh, p.ow) != (h, w) {
             candle_core::bail!("conv-transpose2d: cannot map {h}x{w} to {}x{}", p.h, p.w);
         }
-        let rows = x.permute((0, 2, 3, 1))?.reshape((n * h * w, c))?;
-        let y = rows
-            .matmul(&self.weight().reshape((c, o * k * k))?)?
-            .apply_op1(Col2Im(p))?;
+        let kernel = self.weight().reshape((c, o * k * k))?;
+        let y = x.contiguous()?.apply_op2(&kernel, ConvTransposeOp(p))?;
         match self.candle.bias() {
             Some(bias) => y.apply_op2(bias, AddChannelBias),
             None => Ok(y),

@@ -106,23 +106,7 @@ fn gemm_rows(first: usize, rows: usize, n: usize, k: usize, a: Mat, b: Mat, out:
 }
 
 /// `(W, x)` → `W·xᵀ`: weight `(out, in)`, inputs `(b, in)`, result `(out, b)`.
-pub(super) struct Project {
-    /// Compute the input gradient transposed (`Wᵀ·dz`, then a copy), which suits small
-    /// batches: they land on the kernel's preferred side. Large ones (convolutions) take
-    /// `dzᵀ·W` directly.
-    transposed_input_grad: bool,
-}
-
-impl Project {
-    /// For linear layers: the batch is small.
-    pub const SMALL_BATCH: Project = Project {
-        transposed_input_grad: true,
-    };
-    /// For convolutions: one row per image position, many rows.
-    pub const LARGE_BATCH: Project = Project {
-        transposed_input_grad: false,
-    };
-}
+pub(super) struct Project;
 
 impl CustomOp2 for Project {
     fn name(&self) -> &'static str {
@@ -161,14 +145,11 @@ impl CustomOp2 for Project {
         d_z: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let d_z = d_z.contiguous()?;
-        // dW = dz·x; dx = dzᵀ·W, or (Wᵀ·dz)ᵀ.
+        // dW = dz·x; dx = (Wᵀ·dz)ᵀ: computed transposed, the batch on the kernel's rows.
         let d_w = d_z.apply_op2(x, Product::new(false, false))?;
-        let d_x = if self.transposed_input_grad {
-            w.apply_op2(&d_z, Product::new(true, false))?
-                .apply_op1(Transpose)?
-        } else {
-            d_z.apply_op2(w, Product::new(true, false))?
-        };
+        let d_x = w
+            .apply_op2(&d_z, Product::new(true, false))?
+            .apply_op1(Transpose)?;
         Ok((Some(d_w), Some(d_x)))
     }
 }

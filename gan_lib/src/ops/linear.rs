@@ -37,9 +37,7 @@ impl Module for Linear {
         if !fused(x) || x.rank() != 2 {
             return self.candle.forward(x);
         }
-        let outputs_by_batch = self
-            .weight()
-            .apply_op2(&x.contiguous()?, Project::SMALL_BATCH)?;
+        let outputs_by_batch = self.weight().apply_op2(&x.contiguous()?, Project)?;
         let bias = match self.candle.bias() {
             Some(bias) => bias.clone(),
             None => Tensor::zeros(self.weight().dim(0)?, x.dtype(), x.device())?,
