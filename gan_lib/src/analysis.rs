@@ -13,7 +13,6 @@ use plotters::prelude::*;
 
 use crate::classifier::{argmax, Classifier};
 use crate::data::{idx, IMAGE_PIXELS, IMAGE_SIDE};
-use crate::models::Pass;
 use crate::plot::{self, Picture, PlotError};
 use crate::train::Gan;
 
@@ -102,21 +101,14 @@ impl DigitSource {
             DigitSource::Generator { path, n, seed } => {
                 let (generator, config) = Gan::load_generator(path, device)
                     .map_err(|e| source_error(path, e.to_string()))?;
-                let mut pixels = Vec::with_capacity(n * IMAGE_PIXELS);
-                let mut rng = crate::rng::seeded(*seed);
-                for start in (0..*n).step_by(1000) {
-                    let z = crate::rng::randn(
-                        &mut rng,
-                        ((*n - start).min(1000), config.latent_dim),
-                        0.0,
-                        1.0,
-                        device,
-                    )?;
-                    pixels.extend(plot::to_bytes(
-                        &generator.forward_pass(&z, &mut Pass::eval())?,
-                    )?);
-                }
-                Ok(pixels)
+                let z = crate::rng::randn(
+                    &mut crate::rng::seeded(*seed),
+                    (*n, config.latent_dim),
+                    0.0,
+                    1.0,
+                    device,
+                )?;
+                Ok(plot::to_bytes(&generator.generate(&z)?)?)
             }
             DigitSource::Idx(path) => Ok(idx::read_images(path)
                 .map_err(|e| source_error(path, e.to_string()))?

@@ -214,37 +214,53 @@ impl Pair {
     }
 }
 
-/// Runs our side and PyTorch's alternately `repeat` times; keeps the run with the median
-/// value of `key` on each side.
-fn measure(
-    args: &[&str],
-    torch_args: Option<&[&str]>,
-    threads: usize,
+/// How each measurement runs: our child process, PyTorch's script (when it is there), the
+/// timed steps and the repeats.
+struct Runner {
+    script: Option<String>,
+    steps: String,
     repeat: usize,
-    key: &str,
-) -> Result<Pair> {
-    let me = std::env::current_exe()?;
-    let me = me.to_str().context("bench path")?;
-    let (mut ours, mut torch) = (Vec::new(), Vec::new());
-    for _ in 0..repeat {
-        ours.push(run_json(me, args, threads)?);
-        if let Some(torch_args) = torch_args {
-            torch.push(run_json("python3", torch_args, threads)?);
-        }
-    }
-    let pick = |mut runs: Vec<Value>| {
-        runs.sort_by(|a, b| {
-            a[key]
-                .as_f64()
-                .unwrap_or(0.0)
-                .total_cmp(&b[key].as_f64().unwrap_or(0.0))
+}
+
+impl Runner {
+    /// Runs `bench <ours> --steps N` and `python3 script <theirs> --steps N --threads T`
+    /// alternately `repeat` times; keeps the run with the median value of `key` on each side.
+    fn measure(&self, ours: &[&str], theirs: &[&str], threads: usize, key: &str) -> Result<Pair> {
+        let me = std::env::current_exe()?;
+        let me = me.to_str().context("bench path")?;
+        let threads_arg = threads.to_string();
+        let steps = ["--steps", self.steps.as_str()];
+        let ours_args = [ours, &steps[..]].concat();
+        let torch_args = self.script.as_deref().map(|script| {
+            [
+                &[script][..],
+                theirs,
+                &steps[..],
+                &["--threads", &threads_arg][..],
+            ]
+            .concat()
         });
-        runs.swap_remove(runs.len() / 2)
-    };
-    Ok(Pair {
-        ours: pick(ours),
-        torch: (!torch.is_empty()).then(|| pick(torch)),
-    })
+        let (mut ours_runs, mut torch_runs) = (Vec::new(), Vec::new());
+        for _ in 0..self.repeat {
+            ours_runs.push(run_json(me, &ours_args, threads)?);
+            if let Some(args) = &torch_args {
+                torch_runs.push(run_json("python3", args, threads)?);
+            }
+        }
+        let pick = |mut runs: Vec<Value>| {
+            runs.sort_by(|a, b| {
+                a[key]
+                    .as_f64()
+                    .unwrap_or(0.0)
+                    .total_cmp(&b[key].as_f64().unwrap_or(0.0))
+            });
+            runs.swap_remove(runs.len() / 2)
+        };
+        Ok(Pair {
+            ours: pick(ours_runs),
+            torch: (!torch_runs.is_empty()).then(|| pick(torch_runs)),
+        })
+    }
 }
 
 /// `a / b` as "1.23x", or "–" without PyTorch.
@@ -351,7 +367,11 @@ fn main() -> Result<()> {
         "loading all 70,000 MNIST images from data/mnist/*.gz: {:.3} s\n",
         started.elapsed().as_secs_f64() / 3.0
     );
-    let steps_arg = steps.to_string();
+    let runner = Runner {
+        script: torch.as_ref().map(|_| script),
+        steps: steps.to_string(),
+        repeat,
+    };
     for &threads in &thread_counts {
         println!(
             "### {threads} thread{}\n",
@@ -361,22 +381,10 @@ fn main() -> Result<()> {
         println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
         for name in &presets {
             let config = TrainConfig::preset(name)?;
-            let ours_args = ["--one", name.as_str(), "--steps", &steps_arg];
-            let threads_arg = threads.to_string();
-            let torch_args = [
-                script.as_str(),
-                "--preset",
-                name,
-                "--steps",
-                &steps_arg,
-                "--threads",
-                &threads_arg,
-            ];
-            let pair = measure(
-                &ours_args,
-                torch.as_ref().map(|_| &torch_args[..]),
+            let pair = runner.measure(
+                &["--one", name],
+                &["--preset", name],
                 threads,
-                repeat,
                 "ms_per_step",
             )?;
             let ms = pair.ours("ms_per_step");
@@ -396,21 +404,10 @@ fn main() -> Result<()> {
             );
         }
         if !flag("--no-classifier") {
-            let ours_args = ["--classifier-one", "--steps", &steps_arg];
-            let threads_arg = threads.to_string();
-            let torch_args = [
-                script.as_str(),
-                "--classifier",
-                "--steps",
-                &steps_arg,
-                "--threads",
-                &threads_arg,
-            ];
-            let pair = measure(
-                &ours_args,
-                torch.as_ref().map(|_| &torch_args[..]),
+            let pair = runner.measure(
+                &["--classifier-one"],
+                &["--classifier"],
                 threads,
-                repeat,
                 "train_images_per_s",
             )?;
             let train = pair.ours("train_images_per_s");

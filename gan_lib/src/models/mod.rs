@@ -10,6 +10,7 @@ use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ModelConfig;
+use crate::data::IMAGE_SIDE;
 use crate::ops::norm::BatchNorm;
 use crate::rng::{self, Rng};
 
@@ -318,6 +319,9 @@ impl Generator {
                 Ok(self.forward_pass(&rows, &mut Pass::eval())?.detach())
             })
             .collect::<Result<Vec<_>>>()?;
+        if chunks.is_empty() {
+            return Tensor::zeros((0, 1, IMAGE_SIDE, IMAGE_SIDE), DType::F32, z.device());
+        }
         Tensor::cat(&chunks, 0)
     }
 

@@ -11,7 +11,7 @@ use candle_core::{
 use candle_nn::VarBuilder;
 
 use super::gemm::{matmul, Mat};
-use super::{for_parts, fused, values};
+use super::{for_parts, fused, values, Planes};
 
 /// The shape of a convolution: images `(n, c, h, w)`, a `k×k` kernel, stride and padding,
 /// giving `oh×ow` patch positions.
@@ -213,21 +213,17 @@ impl CustomOp2 for AddChannelBias {
     fn bwd(
         &self,
         _x: &Tensor,
-        bias: &Tensor,
+        _bias: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let channels = bias.elem_count();
         let grad = grad.contiguous()?;
-        Ok((
-            Some(grad.clone()),
-            Some(grad.apply_op1(ChannelSum(channels))?),
-        ))
+        Ok((Some(grad.clone()), Some(grad.apply_op1(ChannelSum)?)))
     }
 }
 
 /// `(n, c, h, w)` → `(c)`: the sum of each channel.
-struct ChannelSum(usize);
+struct ChannelSum;
 
 impl CustomOp1 for ChannelSum {
     fn name(&self) -> &'static str {
@@ -236,13 +232,13 @@ impl CustomOp1 for ChannelSum {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = values(storage, layout, self.name())?;
-        let channels = self.0;
-        let plane = x.len() / (layout.dims()[0] * channels).max(1);
-        let mut sums = vec![0f32; channels];
-        for (i, values) in x.chunks(plane.max(1)).enumerate() {
-            sums[i % channels] += values.iter().sum::<f32>();
-        }
-        Ok((CpuStorage::F32(sums), channels.into()))
+        let planes = Planes::of(layout.shape())?;
+        let sums: Vec<f32> = planes
+            .channel_sums(|_, at| [x[at..at + planes.plane].iter().sum::<f32>()])
+            .iter()
+            .map(|[sum]| *sum as f32)
+            .collect();
+        Ok((CpuStorage::F32(sums), planes.c.into()))
     }
 }
 
@@ -543,14 +539,14 @@ impl CustomOp2 for ImagesFirst {
     fn bwd(
         &self,
         _rows: &Tensor,
-        bias: &Tensor,
+        _bias: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         Ok((
             Some(grad.apply_op1(ChannelsFirst)?),
-            Some(grad.apply_op1(ChannelSum(bias.elem_count()))?),
+            Some(grad.apply_op1(ChannelSum)?),
         ))
     }
 }

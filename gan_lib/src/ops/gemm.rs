@@ -146,27 +146,22 @@ impl CustomOp2 for Project {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let d_z = d_z.contiguous()?;
         // dW = dz·x; dx = (Wᵀ·dz)ᵀ: computed transposed, the batch on the kernel's rows.
-        let d_w = d_z.apply_op2(x, Product::new(false, false))?;
+        let d_w = d_z.apply_op2(
+            x,
+            Product {
+                a_transposed: false,
+            },
+        )?;
         let d_x = w
-            .apply_op2(&d_z, Product::new(true, false))?
+            .apply_op2(&d_z, Product { a_transposed: true })?
             .apply_op1(Transpose)?;
         Ok((Some(d_w), Some(d_x)))
     }
 }
 
-/// `(a, b)` → `a·b` for row-major operands, either read transposed.
+/// `(a, b)` → `a·b` for row-major operands, `a` read transposed when `a_transposed`.
 pub(super) struct Product {
     a_transposed: bool,
-    b_transposed: bool,
-}
-
-impl Product {
-    pub fn new(a_transposed: bool, b_transposed: bool) -> Product {
-        Product {
-            a_transposed,
-            b_transposed,
-        }
-    }
 }
 
 impl CustomOp2 for Product {
@@ -188,10 +183,7 @@ impl CustomOp2 for Product {
             false => (a_rows, a_cols, Mat::rows(a, a_cols)),
             true => (a_cols, a_rows, Mat::transposed(a, a_cols)),
         };
-        let (k_b, n, b) = match self.b_transposed {
-            false => (b_rows, b_cols, Mat::rows(b, b_cols)),
-            true => (b_cols, b_rows, Mat::transposed(b, b_cols)),
-        };
+        let (k_b, n, b) = (b_rows, b_cols, Mat::rows(b, b_cols));
         if k != k_b {
             candle_core::bail!("product: {m}x{k} times {k_b}x{n}");
         }

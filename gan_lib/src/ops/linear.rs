@@ -38,11 +38,10 @@ impl Module for Linear {
             return self.candle.forward(x);
         }
         let outputs_by_batch = self.weight().apply_op2(&x.contiguous()?, Project)?;
-        let bias = match self.candle.bias() {
-            Some(bias) => bias.clone(),
-            None => Tensor::zeros(self.weight().dim(0)?, x.dtype(), x.device())?,
-        };
-        outputs_by_batch.apply_op2(&bias, TransposeAddBias)
+        match self.candle.bias() {
+            Some(bias) => outputs_by_batch.apply_op2(bias, TransposeAddBias),
+            None => outputs_by_batch.apply_op1(Transpose),
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! is about a dozen passes over the activations, forwards and backwards), runs transposed
 //! convolutions as a direct loop, and computes a convolution's input gradient with one. Here
 //! each is one pass over memory, and every convolution becomes one large matrix product
-//! (im2col / col2im), so the time goes to candle's matmul.
+//! (im2col / col2im), so the time goes to the matmul kernel ([`gemm`]).
 //!
 //! Each public function checks the device: on the CPU (f32) it runs the fused kernel, on any
 //! other device it falls back to candle's own operations, so the `cuda` and `metal` builds
@@ -164,6 +164,69 @@ fn for_parts(out: &mut [f32], part_len: usize, f: impl Fn(usize, &mut [f32]) + S
         out.par_chunks_mut(part_len)
             .enumerate()
             .for_each(|(i, p)| f(i, p));
+    }
+}
+
+/// The layout of an `(n, c, ...)` tensor: `n` images of `c` channels of `plane` values each.
+pub(crate) struct Planes {
+    /// Images.
+    pub n: usize,
+    /// Channels.
+    pub c: usize,
+    /// Values per channel of one image.
+    pub plane: usize,
+}
+
+impl Planes {
+    pub fn of(shape: &candle_core::Shape) -> Result<Planes> {
+        let dims = shape.dims();
+        if dims.len() < 2 {
+            bail!("expected (n, c, ...) values, got shape {dims:?}");
+        }
+        Ok(Planes {
+            n: dims[0],
+            c: dims[1],
+            plane: dims[2..].iter().product(),
+        })
+    }
+
+    /// For every channel, the sum over images of `f(channel, offset of its plane)`: `K`
+    /// sums at once, in f64 (a channel holds up to n·h·w = 25,000 values). Groups of 8
+    /// images are summed in parallel and the groups' sums added in order, so the result is
+    /// the same for any number of threads.
+    pub fn channel_sums<const K: usize>(
+        &self,
+        f: impl Fn(usize, usize) -> [f32; K] + Sync,
+    ) -> Vec<[f64; K]> {
+        const GROUP: usize = 8;
+        let group = |g: usize| {
+            let mut sums = vec![[0f64; K]; self.c];
+            for b in g * GROUP..((g + 1) * GROUP).min(self.n) {
+                for (ch, sum) in sums.iter_mut().enumerate() {
+                    let part = f(ch, (b * self.c + ch) * self.plane);
+                    for (s, p) in sum.iter_mut().zip(part) {
+                        *s += p as f64;
+                    }
+                }
+            }
+            sums
+        };
+        let groups = self.n.div_ceil(GROUP);
+        let partial: Vec<Vec<[f64; K]>> = if split(self.n * self.c * self.plane) {
+            use rayon::prelude::*;
+            (0..groups).into_par_iter().map(group).collect()
+        } else {
+            (0..groups).map(group).collect()
+        };
+        let mut total = vec![[0f64; K]; self.c];
+        for sums in partial {
+            for (t, s) in total.iter_mut().zip(sums) {
+                for (a, b) in t.iter_mut().zip(s) {
+                    *a += b;
+                }
+            }
+        }
+        total
     }
 }
 

@@ -5,9 +5,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, Layout, ModuleT, Result, Shape, Tensor, Var};
 use candle_nn::{BatchNormConfig, VarBuilder};
 
-use rayon::prelude::*;
-
-use super::{for_parts, fused, split, values};
+use super::{for_parts, fused, values, Planes};
 
 /// BatchNorm over dimension 1 of `(n, c)` or `(n, c, h, w)` inputs, as PyTorch's
 /// `BatchNorm1d`/`2d` (eps 1e-5, momentum 0.1, running variance unbiased). Tensors:
@@ -79,65 +77,6 @@ struct Stats {
     mean: Vec<f32>,
     /// Biased (divided by the count), as used to normalise.
     variance: Vec<f32>,
-}
-
-/// The layout of a BatchNorm input: `n` images of `c` channels of `plane` values each.
-struct Planes {
-    n: usize,
-    c: usize,
-    plane: usize,
-}
-
-impl Planes {
-    fn of(shape: &Shape) -> Result<Planes> {
-        let dims = shape.dims();
-        if dims.len() < 2 {
-            candle_core::bail!("batch-norm needs (n, c, ...) inputs, got {dims:?}");
-        }
-        Ok(Planes {
-            n: dims[0],
-            c: dims[1],
-            plane: dims[2..].iter().product(),
-        })
-    }
-
-    /// For every channel, the sum over images of `f(channel, offset of its plane)`: `K`
-    /// sums at once, in f64 (a channel holds up to n·h·w = 25,000 values). Groups of 8
-    /// images are summed in parallel and the groups' sums added in order, so the result is
-    /// the same for any number of threads.
-    fn channel_sums<const K: usize>(
-        &self,
-        f: impl Fn(usize, usize) -> [f32; K] + Sync,
-    ) -> Vec<[f64; K]> {
-        const GROUP: usize = 8;
-        let group = |g: usize| {
-            let mut sums = vec![[0f64; K]; self.c];
-            for b in g * GROUP..((g + 1) * GROUP).min(self.n) {
-                for (ch, sum) in sums.iter_mut().enumerate() {
-                    let part = f(ch, (b * self.c + ch) * self.plane);
-                    for (s, p) in sum.iter_mut().zip(part) {
-                        *s += p as f64;
-                    }
-                }
-            }
-            sums
-        };
-        let groups = self.n.div_ceil(GROUP);
-        let partial: Vec<Vec<[f64; K]>> = if split(self.n * self.c * self.plane) {
-            (0..groups).into_par_iter().map(group).collect()
-        } else {
-            (0..groups).map(group).collect()
-        };
-        let mut total = vec![[0f64; K]; self.c];
-        for sums in partial {
-            for (t, s) in total.iter_mut().zip(sums) {
-                for (a, b) in t.iter_mut().zip(s) {
-                    *a += b;
-                }
-            }
-        }
-        total
-    }
 }
 
 /// (x, γ, β) → γ·(x − mean)/√(var + eps) + β with the batch's mean and variance.
