@@ -7,6 +7,7 @@ Prints one JSON line per run, which the bench binary reads and sets beside its o
 
     python3 bench/torch_reference.py --preset quick-mlp --steps 30 --threads 1
     python3 bench/torch_reference.py --classifier --steps 30 --threads 1
+    python3 bench/torch_reference.py --preset dcgan-tf --steps 30 --device cuda
 """
 
 import argparse
@@ -114,17 +115,24 @@ def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_preset(name, steps):
+def synchronize(device):
+    """Waits for the GPU's queued work, so that wall-clock times count it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_preset(name, steps, device):
     cfg = tomllib.loads((ROOT / "configs" / f"{name}.toml").read_text())
     latent, batch = cfg["latent_dim"], cfg["batch_size"]
     m = cfg["model"]
     g, d = (mlp_gan if m["kind"] == "mlp" else dcgan)(m, latent)
+    g, d = g.to(device), d.to(device)
     betas = tuple(cfg.get("betas", (0.5, 0.999)))
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg["lr_g"], betas=betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg["lr_d"], betas=betas)
     real_label, fake_label = cfg.get("real_label", 1.0), cfg.get("fake_label", 0.0)
     sigma, d_steps = cfg.get("instance_noise", 0.0), cfg.get("d_steps", 1)
-    images = load_images((steps + 3) * batch).mul(2).sub(1)
+    images = load_images((steps + 3) * batch).mul(2).sub(1).to(device)
 
     def discriminate(x):
         return d(x + sigma * torch.randn_like(x) if sigma > 0 else x)
@@ -134,12 +142,12 @@ def bench_preset(name, steps):
 
     def step(real):
         for _ in range(d_steps):
-            fake = g(torch.randn(batch, latent)).detach()
+            fake = g(torch.randn(batch, latent, device=device)).detach()
             loss_d = bce(discriminate(real), real_label) + bce(discriminate(fake), fake_label)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-        loss_g = bce(discriminate(g(torch.randn(batch, latent))), 1.0)
+        loss_g = bce(discriminate(g(torch.randn(batch, latent, device=device))), 1.0)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -152,10 +160,11 @@ def bench_preset(name, steps):
     started = time.perf_counter()
     for i in range(3, steps + 3):
         step(images[i * batch:(i + 1) * batch])
+    synchronize(device)
     seconds_per_step = (time.perf_counter() - started) / steps
 
     g.eval()
-    z = torch.randn(10_000, latent)
+    z = torch.randn(10_000, latent, device=device)
     with torch.no_grad():
         g(z[:100])
         times = []
@@ -167,11 +176,11 @@ def bench_preset(name, steps):
             "generate_10k_s": sorted(times)[1], "peak_mib": peak_mib()}
 
 
-def bench_classifier(steps):
-    model = classifier()
+def bench_classifier(steps, device):
+    model = classifier().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = load_images(64)
-    y = torch.randint(0, 10, (64,))
+    x = load_images(64).to(device)
+    y = torch.randint(0, 10, (64,)).to(device)
     model.train()
 
     def step():
@@ -184,13 +193,15 @@ def bench_classifier(steps):
     started = time.perf_counter()
     for _ in range(steps):
         step()
+    synchronize(device)
     train_rate = 64 * steps / (time.perf_counter() - started)
     model.eval()
     test = load_images(10_000)
     with torch.no_grad():
         started = time.perf_counter()
         for chunk in test.split(500):
-            model(chunk)
+            model(chunk.to(device))
+        synchronize(device)
         inference_rate = 10_000 / (time.perf_counter() - started)
     return {"classifier": True, "train_images_per_s": train_rate,
             "inference_images_per_s": inference_rate, "peak_mib": peak_mib()}
@@ -202,10 +213,15 @@ def main():
     parser.add_argument("--classifier", action="store_true")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    result = bench_classifier(args.steps) if args.classifier else bench_preset(args.preset, args.steps)
+    if args.classifier:
+        result = bench_classifier(args.steps, device)
+    else:
+        result = bench_preset(args.preset, args.steps, device)
     result.update(torch=torch.__version__, threads=torch.get_num_threads())
     print(json.dumps(result))
 

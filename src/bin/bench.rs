@@ -11,7 +11,7 @@
 //!
 //! Options: `--steps N` timed steps (after 3 warm-up steps; default 30), `--presets a,b`,
 //! `--threads 1,2` (each count is given to both sides: `gan_lib::set_threads` and
-//! `torch.set_num_threads`), `--repeat R`
+//! `torch.set_num_threads`), `--device cpu|cuda` (both sides; default cpu), `--repeat R`
 //! (median of R alternating runs; default 1), `--no-torch`, `--no-classifier`. Each
 //! measurement runs in its own process, so peak memory (VmHWM / ru_maxrss) is its own.
 //!
@@ -101,11 +101,11 @@ const CLASSIFIER_MACS: f64 = (25 * 32 * 784 + 32 * 64 * 25 * 196 + 3136 * 128 + 
 
 /// Child process: trains `steps` steps of a preset (after 3 warm-up steps), then generates
 /// 10,000 digits; prints one JSON line.
-fn measure_preset(name: &str, steps: usize, train_only: bool) -> Result<()> {
+fn measure_preset(name: &str, steps: usize, train_only: bool, device: &Device) -> Result<()> {
     let config = TrainConfig::preset(name)?;
     let mnist = Mnist::load_vendored()?;
     let dir = tempfile::tempdir()?;
-    let mut trainer = Trainer::new(&config, dir.path(), &Device::Cpu)?;
+    let mut trainer = Trainer::new(&config, dir.path(), device)?;
     let options = BatchOptions {
         batch_size: config.batch_size,
         rotation_degrees: config.rotation_degrees,
@@ -116,7 +116,7 @@ fn measure_preset(name: &str, steps: usize, train_only: bool) -> Result<()> {
         .train
         .clone()
         .limit((steps + 3) * config.batch_size)
-        .batches(&options, &mut rng::seeded(0), &Device::Cpu)
+        .batches(&options, &mut rng::seeded(0), device)
         .collect::<candle_core::Result<_>>()?;
     for batch in &batches[..3] {
         trainer.train_step(&batch.images)?;
@@ -125,6 +125,7 @@ fn measure_preset(name: &str, steps: usize, train_only: bool) -> Result<()> {
     for batch in &batches[3..] {
         trainer.train_step(&batch.images)?;
     }
+    device.synchronize()?;
     let ms_per_step = 1000.0 * started.elapsed().as_secs_f64() / steps as f64;
     if train_only {
         println!(
@@ -150,14 +151,14 @@ fn measure_preset(name: &str, steps: usize, train_only: bool) -> Result<()> {
 }
 
 /// Child process: classifier training and inference throughput; prints one JSON line.
-fn measure_classifier(steps: usize) -> Result<()> {
+fn measure_classifier(steps: usize, device: &Device) -> Result<()> {
     let mnist = Mnist::load_vendored()?;
-    let classifier = Classifier::new(0, &Device::Cpu)?;
+    let classifier = Classifier::new(0, device)?;
     let mut adam = optim::Adam::new(&classifier.vars, 1e-3, (0.9, 0.999))?;
     let mut dropout_rng = rng::seeded(0);
     let batch = mnist.train.clone().limit(64);
-    let x = batch.images_tensor(PixelRange::Unit, &Device::Cpu)?;
-    let y = batch.labels_tensor(&Device::Cpu)?;
+    let x = batch.images_tensor(PixelRange::Unit, device)?;
+    let y = batch.labels_tensor(device)?;
     let mut step = || -> Result<()> {
         let logits = classifier.forward_pass(&x, &mut Pass::train(&mut dropout_rng))?;
         adam.step(&gan_lib::candle_nn::loss::cross_entropy(&logits, &y)?.backward()?)?;
@@ -168,6 +169,7 @@ fn measure_classifier(steps: usize) -> Result<()> {
     for _ in 0..steps {
         step()?;
     }
+    device.synchronize()?;
     let train_rate = 64.0 * steps as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     classifier.run_bytes(&mnist.test.pixels)?;
@@ -219,6 +221,7 @@ impl Pair {
 struct Runner {
     script: Option<String>,
     steps: String,
+    device: String,
     repeat: usize,
 }
 
@@ -229,7 +232,12 @@ impl Runner {
         let me = std::env::current_exe()?;
         let me = me.to_str().context("bench path")?;
         let threads_arg = threads.to_string();
-        let steps = ["--steps", self.steps.as_str()];
+        let steps = [
+            "--steps",
+            self.steps.as_str(),
+            "--device",
+            self.device.as_str(),
+        ];
         let ours_args = [ours, &steps[..]].concat();
         let torch_args = self.script.as_deref().map(|script| {
             [
@@ -302,6 +310,24 @@ fn cpu_name() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
+/// The device in words: the CPU's name, or the GPU's as `nvidia-smi` gives it.
+fn describe(device: &Device) -> String {
+    if device.is_cpu() {
+        return format!("CPU ({})", cpu_name());
+    }
+    let gpu = Command::new("nvidia-smi")
+        .args(["--query-gpu=name,driver_version", "--format=csv,noheader"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let kind = if device.is_cuda() { "CUDA" } else { "Metal" };
+    format!(
+        "{kind} ({})",
+        gpu.unwrap_or_else(|| "nvidia-smi not found".into())
+    )
+}
+
 fn main() -> Result<()> {
     gan_lib::tune_allocator();
     gan_lib::set_threads(None);
@@ -319,13 +345,18 @@ fn main() -> Result<()> {
         })
     };
     let steps = number("--steps", 30)?;
+    let device_name = value("--device").unwrap_or_else(|| "cpu".into());
     if let Some(name) = value("--one") {
         let train_only = flag("--train-only");
-        return gan_lib::on_pool(|| measure_preset(&name, steps, train_only));
+        let device = gan_lib::device(&device_name)?;
+        return gan_lib::on_pool(|| measure_preset(&name, steps, train_only, &device));
     }
     if flag("--classifier-one") {
-        return gan_lib::on_pool(|| measure_classifier(steps));
+        let device = gan_lib::device(&device_name)?;
+        return gan_lib::on_pool(|| measure_classifier(steps, &device));
     }
+    let device =
+        gan_lib::device(&device_name).with_context(|| format!("--device {device_name}"))?;
     let repeat = number("--repeat", 1)?.max(1);
     let thread_counts = value("--threads")
         .unwrap_or_else(|| "1,2".into())
@@ -359,6 +390,7 @@ fn main() -> Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!("PyTorch: {}", torch.as_deref().unwrap_or("not run"));
+    println!("device: {}", describe(&device));
     let started = Instant::now();
     for _ in 0..3 {
         Mnist::load_vendored()?;
@@ -370,6 +402,7 @@ fn main() -> Result<()> {
     let runner = Runner {
         script: torch.as_ref().map(|_| script),
         steps: steps.to_string(),
+        device: device_name,
         repeat,
     };
     for &threads in &thread_counts {
@@ -390,7 +423,7 @@ fn main() -> Result<()> {
             let ms = pair.ours("ms_per_step");
             let flops = flops_per_step(&config);
             println!(
-                "| {name} | {} | {:.2} | {ms:.1} | {} | {} | {:.1} | {:.0} | {:.2} | {} | {:.0} | {} |",
+                "| {name} | {} | {:.2} | {ms:.1} | {} | {} | {:.1} | {:.0} | {:.3} | {} | {:.0} | {} |",
                 config.batch_size,
                 flops / 1e9,
                 or_dash(pair.torch("ms_per_step"), 1),
@@ -398,7 +431,7 @@ fn main() -> Result<()> {
                 ms / 1000.0 * (60_000 / config.batch_size) as f64,
                 flops / ms / 1e6,
                 pair.ours("generate_10k_s"),
-                or_dash(pair.torch("generate_10k_s"), 2),
+                or_dash(pair.torch("generate_10k_s"), 3),
                 pair.ours("peak_mib"),
                 or_dash(pair.torch("peak_mib"), 0),
             );
