@@ -50,6 +50,28 @@ pub fn uniform(
     Tensor::from_vec(values, shape, device)
 }
 
+/// An inverted-dropout mask: each element is 0 with probability `p`, else 1/(1-p), so that the
+/// masked values keep their expected value. Draws one U(0, 1) per element, as [`uniform`] does.
+pub fn dropout_mask(
+    rng: &mut Rng,
+    shape: impl Into<Shape>,
+    p: f32,
+    device: &Device,
+) -> Result<Tensor> {
+    let shape = shape.into();
+    let scale = 1.0 / (1.0 - p);
+    let values: Vec<f32> = (0..shape.elem_count())
+        .map(|_| {
+            if rng.random_range(0.0f32..1.0) >= p {
+                scale
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Tensor::from_vec(values, shape, device)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +88,18 @@ mod tests {
         );
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn dropout_mask_drops_a_fraction_p_and_keeps_the_mean() {
+        let p = 0.3;
+        let mask = dropout_mask(&mut seeded(3), 100_000, p, &Device::Cpu).unwrap();
+        let v = mask.to_vec1::<f32>().unwrap();
+        let dropped = v.iter().filter(|&&m| m == 0.0).count() as f32 / v.len() as f32;
+        assert!((dropped - p).abs() < 0.01, "dropped {dropped}");
+        assert!(v.iter().all(|&m| m == 0.0 || m == 1.0 / (1.0 - p)));
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        assert!((mean - 1.0).abs() < 0.02, "mean {mean}");
     }
 
     #[test]

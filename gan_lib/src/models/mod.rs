@@ -73,10 +73,8 @@ impl<'a> Pass<'a> {
     pub fn dropout(&mut self, x: &Tensor, p: f32) -> Result<Tensor> {
         match (&mut self.rng, self.train && p > 0.0) {
             (Some(rng), true) => {
-                let keep = rng::uniform(rng, x.shape(), 0.0, 1.0, x.device())?
-                    .ge(p)?
-                    .to_dtype(x.dtype())?;
-                (x * keep)? / (1.0 - p as f64)
+                let mask = rng::dropout_mask(rng, x.shape(), p, x.device())?;
+                crate::ops::pointwise::mul_mask(x, &mask.to_dtype(x.dtype())?)
             }
             _ => Ok(x.clone()),
         }

@@ -1,4 +1,5 @@
-//! Activations in one pass each way: (leaky) ReLU and tanh.
+//! Activations in one pass each way: (leaky) ReLU and tanh; and the multiply by a constant mask
+//! that dropout needs.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
@@ -22,6 +23,52 @@ pub fn tanh(x: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op1(Tanh)
     } else {
         x.tanh()
+    }
+}
+
+/// x · mask, elementwise, where `mask` (same shape) is a constant: the gradient flows to `x`
+/// only, as `dy · mask`. Dropout multiplies by a mask of 0 and 1/(1-p) this way, one pass each way.
+pub fn mul_mask(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    if fused(x) && fused(mask) {
+        x.contiguous()?.apply_op2(&mask.contiguous()?, MulMask)
+    } else {
+        x * mask.detach()
+    }
+}
+
+struct MulMask;
+
+impl CustomOp2 for MulMask {
+    fn name(&self) -> &'static str {
+        "mul-mask"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = values(s1, l1, self.name())?;
+        let mask = values(s2, l2, self.name())?;
+        if x.len() != mask.len() {
+            candle_core::bail!("mul-mask: shapes {:?} and {:?}", l1.shape(), l2.shape());
+        }
+        Ok((
+            CpuStorage::F32(map2(x, mask, |x, m| x * m)),
+            l1.shape().clone(),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        mask: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(grad.contiguous()?.apply_op2(mask, MulMask)?), None))
     }
 }
 
@@ -172,6 +219,22 @@ mod tests {
             .max_all()?
             .to_scalar::<f32>()?;
         assert!(diff < 1e-5, "{diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn mask_multiplies_and_passes_gradient_to_x_only() -> Result<()> {
+        let x = Var::new(&[[-2.0f32, 0.5, 3.0], [1.0, -1.0, 4.0]], &Device::Cpu)?;
+        let mask = Tensor::new(&[[0.0f32, 1.25, 1.25], [1.25, 0.0, 1.25]], &Device::Cpu)?;
+        let w = Tensor::new(&[[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]], &Device::Cpu)?;
+        let y = mul_mask(&x, &mask)?;
+        assert_eq!(y.to_vec2::<f32>()?, [[0.0, 0.625, 3.75], [1.25, 0.0, 5.0]]);
+        let grads = y.mul(&w)?.sum_all()?.backward()?;
+        assert_eq!(
+            grads.get(&x).unwrap().to_vec2::<f32>()?,
+            [[0.0, 2.5, 3.75], [5.0, 0.0, 7.5]]
+        );
+        assert!(grads.get(&mask).is_none());
         Ok(())
     }
 }
