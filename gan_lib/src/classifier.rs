@@ -19,6 +19,7 @@ use crate::ops::conv::Conv2d;
 use crate::ops::linear::Linear;
 use crate::ops::norm::BatchNorm;
 use crate::ops::pointwise::leaky_relu;
+use crate::ops::pool::relu_max_pool2;
 use crate::optim::Adam;
 use crate::rng;
 
@@ -102,11 +103,11 @@ impl Classifier {
         let x = self
             .norm1
             .forward_t(&self.conv1.forward(&x)?, pass.is_train())?;
-        let x = leaky_relu(&x, 0.0)?.max_pool2d(2)?;
+        let x = relu_max_pool2(&x)?;
         let x = self
             .norm2
             .forward_t(&self.conv2.forward(&x)?, pass.is_train())?;
-        let x = leaky_relu(&x, 0.0)?.max_pool2d(2)?;
+        let x = relu_max_pool2(&x)?;
         let x = leaky_relu(&self.fc1.forward(&x.flatten_from(1)?)?, 0.0)?;
         pass.dropout(&x, 0.25)
     }

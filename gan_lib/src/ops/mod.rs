@@ -16,6 +16,7 @@ mod gemm;
 pub mod linear;
 pub mod norm;
 pub mod pointwise;
+pub mod pool;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, Layout, Result, Tensor};
