@@ -2,7 +2,8 @@
 //! `max_pool2d` gradient is built from five whole-tensor ops (upsampling the output and the
 //! gradient, comparing, averaging) and is a quarter of the true one: it multiplies by
 //! (maxima in the window) / 4 where it means to divide by the number of maxima. Here the
-//! backward pass is one op, with PyTorch's gradient.
+//! backward pass is one op, with PyTorch's gradient; other devices use candle's ops with the
+//! gradient scaled back.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -10,14 +11,23 @@ use super::{for_parts, fused, values};
 
 /// `x.relu()?.max_pool2d(2)`: `(n, c, h, w)` → `(n, c, h/2, w/2)`, each value the largest of
 /// its 2×2 window or 0 (odd sides drop their last row or column). The gradient goes to the
-/// window's first largest value, when positive, as PyTorch's `MaxPool2d` does. Off the CPU
-/// this falls back to candle's ops, whose gradient is a quarter of that.
+/// window's first largest value, when positive, as PyTorch's `MaxPool2d` does.
 pub fn relu_max_pool2(x: &Tensor) -> Result<Tensor> {
     if fused(x) {
         x.contiguous()?.apply_op1(ReluMaxPool)
     } else {
-        x.relu()?.max_pool2d(2)
+        relu_max_pool2_by_candle(x)
     }
+}
+
+/// [`relu_max_pool2`] from candle's ops, for other devices: the same values, and candle's
+/// gradient scaled by 4, which is the true one wherever a window has one largest value (and
+/// sides are even; candle's upsampling misplaces odd sides' gradients).
+fn relu_max_pool2_by_candle(x: &Tensor) -> Result<Tensor> {
+    let pooled = x.relu()?.max_pool2d(2)?;
+    let constant = pooled.detach();
+    // `constant + 4·(pooled − constant)`: the values of `pooled`, 4 times its gradient.
+    &constant + ((&pooled - &constant)? * 4.0)?
 }
 
 /// The four positions of output `(oy, ox)`'s window in a `w`-wide plane, in order.
@@ -151,12 +161,24 @@ mod tests {
                 assert_eq!(got, want, "gradient for {shape:?}");
 
                 // Why this is not candle's `max_pool2d`: its gradient is a quarter of the true
-                // one for a window's single maximum (it scales by ties / 4, not 1 / ties).
+                // one for a window's single maximum (it scales by ties / 4, not 1 / ties). The
+                // fallback for other devices corrects that.
                 if h % 2 == 0 && w % 2 == 0 {
-                    let candle = (theirs * &probe)?.sum_all()?.backward()?;
+                    let candle = (&theirs * &probe)?.sum_all()?.backward()?;
                     let candle = candle.get(&x).unwrap().flatten_all()?.to_vec1::<f32>()?;
                     for (c, g) in candle.iter().zip(&got) {
                         assert!((c * 4.0 - g).abs() < 1e-6, "candle {c}, true {g}");
+                    }
+                    let fallback = relu_max_pool2_by_candle(&x)?;
+                    let diff = (&fallback - &theirs)?
+                        .abs()?
+                        .max_all()?
+                        .to_scalar::<f32>()?;
+                    assert_eq!(diff, 0.0);
+                    let grads = (fallback * &probe)?.sum_all()?.backward()?;
+                    let fallback = grads.get(&x).unwrap().flatten_all()?.to_vec1::<f32>()?;
+                    for (f, g) in fallback.iter().zip(&got) {
+                        assert!((f - g).abs() < 1e-6, "fallback {f}, true {g}");
                     }
                 }
             }
