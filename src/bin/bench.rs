@@ -226,24 +226,25 @@ struct Runner {
 }
 
 impl Runner {
-    /// Runs `bench <ours> --steps N` and `python3 script <theirs> --steps N --threads T`
+    /// Runs `bench <ours> --steps N --device D` and `python3 script <theirs> --steps N
+    /// --device D --threads T`
     /// alternately `repeat` times; keeps the run with the median value of `key` on each side.
     fn measure(&self, ours: &[&str], theirs: &[&str], threads: usize, key: &str) -> Result<Pair> {
         let me = std::env::current_exe()?;
         let me = me.to_str().context("bench path")?;
         let threads_arg = threads.to_string();
-        let steps = [
+        let common = [
             "--steps",
             self.steps.as_str(),
             "--device",
             self.device.as_str(),
         ];
-        let ours_args = [ours, &steps[..]].concat();
+        let ours_args = [ours, &common[..]].concat();
         let torch_args = self.script.as_deref().map(|script| {
             [
                 &[script][..],
                 theirs,
-                &steps[..],
+                &common[..],
                 &["--threads", &threads_arg][..],
             ]
             .concat()
@@ -310,10 +311,13 @@ fn cpu_name() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-/// The device in words: the CPU's name, or the GPU's as `nvidia-smi` gives it.
+/// The device in words: the CPU's name, or an NVIDIA GPU's as `nvidia-smi` gives it.
 fn describe(device: &Device) -> String {
     if device.is_cpu() {
         return format!("CPU ({})", cpu_name());
+    }
+    if !device.is_cuda() {
+        return format!("{device:?}");
     }
     let gpu = Command::new("nvidia-smi")
         .args(["--query-gpu=name,driver_version", "--format=csv,noheader"])
@@ -321,9 +325,8 @@ fn describe(device: &Device) -> String {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    let kind = if device.is_cuda() { "CUDA" } else { "Metal" };
     format!(
-        "{kind} ({})",
+        "CUDA ({})",
         gpu.unwrap_or_else(|| "nvidia-smi not found".into())
     )
 }
@@ -346,17 +349,15 @@ fn main() -> Result<()> {
     };
     let steps = number("--steps", 30)?;
     let device_name = value("--device").unwrap_or_else(|| "cpu".into());
+    let device =
+        gan_lib::device(&device_name).with_context(|| format!("--device {device_name}"))?;
     if let Some(name) = value("--one") {
         let train_only = flag("--train-only");
-        let device = gan_lib::device(&device_name)?;
         return gan_lib::on_pool(|| measure_preset(&name, steps, train_only, &device));
     }
     if flag("--classifier-one") {
-        let device = gan_lib::device(&device_name)?;
         return gan_lib::on_pool(|| measure_classifier(steps, &device));
     }
-    let device =
-        gan_lib::device(&device_name).with_context(|| format!("--device {device_name}"))?;
     let repeat = number("--repeat", 1)?.max(1);
     let thread_counts = value("--threads")
         .unwrap_or_else(|| "1,2".into())

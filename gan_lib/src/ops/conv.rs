@@ -283,8 +283,7 @@ impl CustomOp2 for ConvOp {
         _z: &Tensor,
         d_z: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let packed = x.apply_op3(kernel, &d_z.contiguous()?, ConvGrad(self.0))?;
-        unpack(&packed, x, kernel)
+        gradients(x, kernel, d_z, ConvGrad(self.0))
     }
 }
 
@@ -328,10 +327,7 @@ impl CustomOp3 for ConvGrad {
             Mat::rows(kernel, ckk),
             &mut d_cols,
         );
-        let mut packed = col2im(p, &d_cols);
-        packed.extend_from_slice(&d_kernel);
-        let len = packed.len();
-        Ok((CpuStorage::F32(packed), len.into()))
+        Ok(pack(col2im(p, &d_cols), &d_kernel))
     }
 }
 
@@ -378,8 +374,7 @@ impl CustomOp2 for ConvTransposeOp {
         _y: &Tensor,
         d_y: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let packed = x.apply_op3(kernel, &d_y.contiguous()?, ConvTransposeGrad(self.0))?;
-        unpack(&packed, x, kernel)
+        gradients(x, kernel, d_y, ConvTransposeGrad(self.0))
     }
 }
 
@@ -425,19 +420,26 @@ impl CustomOp3 for ConvTransposeGrad {
             Mat::transposed(kernel, okk),
             &mut d_rows,
         );
-        let mut packed = swap_channels(&d_rows, c, plane, false);
-        packed.extend_from_slice(&d_kernel);
-        let len = packed.len();
-        Ok((CpuStorage::F32(packed), len.into()))
+        Ok(pack(swap_channels(&d_rows, c, plane, false), &d_kernel))
     }
 }
 
-/// Splits `[dx, dkernel]` into gradients shaped as `x` and `kernel`.
-fn unpack(
-    packed: &Tensor,
+/// `[dx, dkernel]` as one output, the way a gradient op returns both gradients.
+fn pack(mut d_x: Vec<f32>, d_kernel: &[f32]) -> (CpuStorage, Shape) {
+    d_x.extend_from_slice(d_kernel);
+    let len = d_x.len();
+    (CpuStorage::F32(d_x), len.into())
+}
+
+/// Runs the gradient op `grad_op` on `(x, kernel, grad)` and splits its packed
+/// `[dx, dkernel]` into gradients shaped as `x` and `kernel`.
+fn gradients(
     x: &Tensor,
     kernel: &Tensor,
+    grad: &Tensor,
+    grad_op: impl CustomOp3 + Send + Sync + 'static,
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let packed = x.apply_op3(kernel, &grad.contiguous()?, grad_op)?;
     let n = x.elem_count();
     Ok((
         Some(packed.narrow(0, 0, n)?.reshape(x.shape())?),

@@ -179,6 +179,7 @@ pub(crate) struct Planes {
 }
 
 impl Planes {
+    /// The layout of a tensor of this shape; an error below two dimensions.
     pub fn of(shape: &candle_core::Shape) -> Result<Planes> {
         let dims = shape.dims();
         if dims.len() < 2 {
