@@ -4,14 +4,19 @@
 //! the kernel product first and `col2im` after, and each one's input gradient is the
 //! other. Each layer is one custom op with its own backward pass, so that the large patch
 //! matrices stay out of candle's graph, and every product runs in [`super::gemm`].
+//!
+//! Stride-1 convolutions with enough channels skip the patch matrix: each kernel tap is one
+//! product per image row, from the input's pixels to the output's pixels it shifts them
+//! onto ([`Shift`]), with the pixels as rows of channels. Taps that fall into the padding
+//! are never computed (im2col multiplies their zeros: 31% of dcgan-tf's largest layer).
 
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor,
 };
 use candle_nn::VarBuilder;
 
-use super::gemm::{matmul, Mat};
-use super::{for_parts, fused, values, Planes};
+use super::gemm::{matmul, matmul_add, Mat};
+use super::{for_parts, fused, transpose, values, Planes};
 
 /// The shape of a convolution: images `(n, c, h, w)`, a `k×k` kernel, stride and padding,
 /// giving `oh×ow` patch positions.
@@ -109,6 +114,148 @@ impl Patches {
             }
         }
     }
+}
+
+/// Below this many channels on either side a stride-1 convolution keeps its patch matrix:
+/// a shifted product sums over the channels only, too short a sum for gemm's kernel.
+const SHIFT_MIN_CHANNELS: usize = 16;
+
+/// One product of a stride-1 convolution without a patch matrix: kernel tap `tap` takes
+/// `len` consecutive pixels of an image row, from pixel `source`, to `len` consecutive
+/// positions of a patch-grid row, from position `target` (both counted within one image).
+/// With pixels stored as rows of `n` images' channels ([`pixel_rows`]), both are `len·n`
+/// consecutive rows of a matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shift {
+    tap: usize,
+    source: usize,
+    target: usize,
+    len: usize,
+}
+
+impl Patches {
+    /// True when this convolution, with `o` channels on the patch-grid side, runs as
+    /// [`Shift`]ed products rather than through a patch matrix.
+    fn shifted(&self, o: usize) -> bool {
+        self.stride == 1 && self.c.min(o) >= SHIFT_MIN_CHANNELS
+    }
+
+    /// The shifted products of a stride-1 convolution: per tap, one per patch-grid row whose
+    /// source row lies inside the image, cut to the positions whose pixels do.
+    fn shifts(&self) -> Vec<Shift> {
+        let (k, p) = (self.k, self.padding);
+        let mut shifts = Vec::new();
+        for ky in 0..k {
+            for kx in 0..k {
+                // Positions tx with 0 <= tx + kx − p < w.
+                let tx_start = p.saturating_sub(kx);
+                let tx_end = self.ow.min((self.w + p).saturating_sub(kx));
+                if tx_start >= tx_end {
+                    continue;
+                }
+                for ty in 0..self.oh {
+                    if let Some(sy) = self.source(ty, ky, self.h) {
+                        shifts.push(Shift {
+                            tap: ky * k + kx,
+                            source: sy * self.w + tx_start + kx - p,
+                            target: ty * self.ow + tx_start,
+                            len: tx_end - tx_start,
+                        });
+                    }
+                }
+            }
+        }
+        shifts
+    }
+}
+
+/// Images `(n, c, h, w)` → pixel rows `(h·w, n, c)`: one row of `c` channels per pixel
+/// and image, the pixels in order. [`images`] is the way back.
+fn pixel_rows(x: &[f32], n: usize, c: usize) -> Vec<f32> {
+    transpose(x, n * c, x.len() / (n * c).max(1))
+}
+
+/// Pixel rows `(h·w, n, c)` → images `(n, c, h, w)`.
+fn images(rows: &[f32], n: usize, c: usize) -> Vec<f32> {
+    transpose(rows, rows.len() / (n * c).max(1), n * c)
+}
+
+/// A stride-1 convolution on pixel rows: images `(h·w, n, c)` and taps `(k·k, o, c)` →
+/// patch grid `(oh·ow, n, o)`, each shift's target rows += its source rows · tapᵀ.
+fn shifted_conv(p: &Patches, shifts: &[Shift], x_rows: &[f32], taps: &[f32], o: usize) -> Vec<f32> {
+    let (n, c) = (p.n, p.c);
+    let mut z_rows = vec![0f32; p.oh * p.ow * n * o];
+    for s in shifts {
+        let rows = s.len * n;
+        matmul_add(
+            rows,
+            o,
+            c,
+            Mat::rows(&x_rows[s.source * n * c..], c),
+            Mat::transposed(&taps[s.tap * o * c..(s.tap + 1) * o * c], c),
+            &mut z_rows[s.target * n * o..(s.target * n + rows) * o],
+        );
+    }
+    z_rows
+}
+
+/// The adjoint of [`shifted_conv`]: patch grid `(oh·ow, n, o)` → images `(h·w, n, c)`,
+/// each shift's source rows += its target rows · tap.
+fn shifted_conv_adjoint(
+    p: &Patches,
+    shifts: &[Shift],
+    z_rows: &[f32],
+    taps: &[f32],
+    o: usize,
+) -> Vec<f32> {
+    let (n, c) = (p.n, p.c);
+    let mut x_rows = vec![0f32; p.h * p.w * n * c];
+    for s in shifts {
+        let rows = s.len * n;
+        matmul_add(
+            rows,
+            c,
+            o,
+            Mat::rows(&z_rows[s.target * n * o..], o),
+            Mat::rows(&taps[s.tap * o * c..(s.tap + 1) * o * c], c),
+            &mut x_rows[s.source * n * c..(s.source * n + rows) * c],
+        );
+    }
+    x_rows
+}
+
+/// The taps' gradient `(k·k, o, c)` of [`shifted_conv`] from images `(h·w, n, c)` and the
+/// patch grid's gradient `(oh·ow, n, o)`: per shift, its tap += target rowsᵀ · source rows.
+fn shifted_taps_grad(
+    p: &Patches,
+    shifts: &[Shift],
+    x_rows: &[f32],
+    d_z_rows: &[f32],
+    o: usize,
+) -> Vec<f32> {
+    let (n, c) = (p.n, p.c);
+    let mut d_taps = vec![0f32; p.k * p.k * o * c];
+    for s in shifts {
+        matmul_add(
+            o,
+            c,
+            s.len * n,
+            Mat::transposed(&d_z_rows[s.target * n * o..], o),
+            Mat::rows(&x_rows[s.source * n * c..], c),
+            &mut d_taps[s.tap * o * c..(s.tap + 1) * o * c],
+        );
+    }
+    d_taps
+}
+
+/// Kernel `(o, c, k, k)` → taps `(k·k, o, c)`, one `(o, c)` matrix per kernel position.
+fn kernel_taps(kernel: &[f32], kk: usize) -> Vec<f32> {
+    transpose(kernel, kernel.len() / kk, kk)
+}
+
+/// Taps `(k·k, o, c)` → kernel `(o, c, k, k)`.
+fn taps_kernel(taps: &[f32], kk: usize) -> Vec<f32> {
+    transpose(taps, kk, taps.len() / kk)
 }
 
 /// `dst.copy_from_slice(src)`, with the short runs of small kernels copied inline: a
@@ -262,6 +409,13 @@ impl CustomOp2 for ConvOp {
         let p = &self.0;
         let (x, kernel) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
         let (o, r, ckk) = (l2.dims()[0], p.rows(), p.row_len());
+        if p.shifted(o) {
+            let taps = kernel_taps(kernel, p.k * p.k);
+            let x_rows = pixel_rows(x, p.n, p.c);
+            let z_rows = shifted_conv(p, &p.shifts(), &x_rows, &taps, o);
+            let z = images(&z_rows, p.n, o);
+            return Ok((CpuStorage::F32(z), (p.n, o, p.oh, p.ow).into()));
+        }
         let cols = im2col(p, x);
         let mut z = vec![0f32; o * r];
         // W·colsᵀ: images × positions, the long side, on the kernel's rows.
@@ -308,6 +462,15 @@ impl CustomOp3 for ConvGrad {
         let (x, kernel) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
         let d_z = values(s3, l3, self.name())?;
         let (o, r, ckk) = (l2.dims()[0], p.rows(), p.row_len());
+        if p.shifted(o) {
+            let (shifts, kk) = (p.shifts(), p.k * p.k);
+            let x_rows = pixel_rows(x, p.n, p.c);
+            let d_z_rows = pixel_rows(d_z, p.n, o);
+            let d_taps = shifted_taps_grad(p, &shifts, &x_rows, &d_z_rows, o);
+            let taps = kernel_taps(kernel, kk);
+            let d_x_rows = shifted_conv_adjoint(p, &shifts, &d_z_rows, &taps, o);
+            return Ok(pack(images(&d_x_rows, p.n, p.c), &taps_kernel(&d_taps, kk)));
+        }
         let cols = im2col(p, x);
         let mut d_kernel = vec![0f32; o * ckk];
         matmul(
@@ -351,6 +514,13 @@ impl CustomOp2 for ConvTransposeOp {
         let p = &self.0;
         let (x, kernel) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
         let (c, okk, r) = (l2.dims()[0], p.row_len(), p.rows());
+        if p.shifted(c) {
+            let taps = kernel_taps(kernel, p.k * p.k);
+            let x_rows = pixel_rows(x, p.n, c);
+            let y_rows = shifted_conv_adjoint(p, &p.shifts(), &x_rows, &taps, c);
+            let y = images(&y_rows, p.n, p.c);
+            return Ok((CpuStorage::F32(y), (p.n, p.c, p.h, p.w).into()));
+        }
         let rows = swap_channels(x, c, p.oh * p.ow, true);
         let mut cols = vec![0f32; r * okk];
         matmul(
@@ -399,6 +569,15 @@ impl CustomOp3 for ConvTransposeGrad {
         let (x, kernel) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
         let d_y = values(s3, l3, self.name())?;
         let (c, okk, r) = (l2.dims()[0], p.row_len(), p.rows());
+        if p.shifted(c) {
+            let (shifts, kk) = (p.shifts(), p.k * p.k);
+            let x_rows = pixel_rows(x, p.n, c);
+            let d_y_rows = pixel_rows(d_y, p.n, p.c);
+            let d_taps = shifted_taps_grad(p, &shifts, &d_y_rows, &x_rows, c);
+            let taps = kernel_taps(kernel, kk);
+            let d_x_rows = shifted_conv(p, &shifts, &d_y_rows, &taps, c);
+            return Ok(pack(images(&d_x_rows, p.n, c), &taps_kernel(&d_taps, kk)));
+        }
         let plane = p.oh * p.ow;
         let rows = swap_channels(x, c, plane, true);
         let d_cols = im2col(p, d_y);
@@ -496,7 +675,15 @@ impl Module for Conv2d {
         let (o, c, k, _) = self.weight().dims4()?;
         let p = Patches::new(x.dims4()?, k, self.stride, self.padding);
         let kernel = self.weight().reshape((o, c * k * k))?;
-        let by_channel = x.contiguous()?.apply_op2(&kernel, ConvOp(p))?;
+        let conv = x.contiguous()?.apply_op2(&kernel, ConvOp(p))?;
+        if p.shifted(o) {
+            // Already images (n, o, oh, ow).
+            return match self.candle.bias() {
+                Some(bias) => conv.apply_op2(bias, AddChannelBias),
+                None => Ok(conv),
+            };
+        }
+        let by_channel = conv;
         let bias = match self.candle.bias() {
             Some(bias) => bias.clone(),
             None => Tensor::zeros(o, by_channel.dtype(), by_channel.device())?,
@@ -683,13 +870,17 @@ mod tests {
     }
 
     fn conv2d_matches_candle_inner() -> Result<()> {
-        // The last case is large enough for the kernels' multi-threaded paths.
+        // The last cases are large enough for the kernels' multi-threaded paths; stride 1
+        // with 16 or more channels runs as shifted products.
         for (c, o, k, stride, padding, side, batch) in [
             (1, 4, 5, 1, 2, 9, 3),
             (3, 5, 4, 2, 0, 10, 3),
             (2, 3, 5, 2, 2, 14, 3),
             (4, 1, 4, 2, 1, 7, 3),
             (8, 6, 3, 1, 1, 16, 24),
+            (16, 20, 5, 1, 2, 7, 3),
+            (17, 16, 3, 1, 0, 6, 2),
+            (32, 24, 5, 1, 1, 9, 24),
         ] {
             let vars = VarMap::new();
             let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
@@ -719,6 +910,9 @@ mod tests {
             (5, 2, 5, (2, 2, 1), false, 7, 2),
             (2, 1, 4, (2, 1, 0), true, 7, 2),
             (6, 8, 4, (2, 1, 0), true, 14, 24),
+            (20, 16, 5, (1, 2, 0), false, 7, 3),
+            (16, 17, 4, (1, 0, 0), true, 3, 2),
+            (24, 32, 5, (1, 1, 0), true, 9, 24),
         ] {
             let vars = VarMap::new();
             let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);

@@ -46,36 +46,53 @@ const SPLIT_THRESHOLD: usize = 1 << 20;
 
 /// `out (m×n, row-major) = a (m×k) · b (k×n)`.
 pub(super) fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: &mut [f32]) {
-    split_matmul(m, n, k, a, b, out, SPLIT_THRESHOLD);
+    split_matmul(m, n, k, a, b, out, false, SPLIT_THRESHOLD);
 }
 
-/// [`matmul`], split across threads from `min_work` multiply-adds up.
-fn split_matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: &mut [f32], min_work: usize) {
+/// `out (m×n, row-major) += a (m×k) · b (k×n)`.
+pub(super) fn matmul_add(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: &mut [f32]) {
+    split_matmul(m, n, k, a, b, out, true, SPLIT_THRESHOLD);
+}
+
+/// [`matmul`] or, when `add`, [`matmul_add`], split across threads from `min_work`
+/// multiply-adds up.
+#[allow(clippy::too_many_arguments)]
+fn split_matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat,
+    b: Mat,
+    out: &mut [f32],
+    add: bool,
+    min_work: usize,
+) {
     assert!(
         a.fits(m, k) && b.fits(k, n) && out.len() == m * n,
         "matmul operands do not match {m}x{k} · {k}x{n}"
     );
     let threads = rayon::current_num_threads();
     if threads < 2 || m * n * k < min_work || m < 2 {
-        gemm_rows(0, m, n, k, a, b, out);
+        gemm_rows(0, (n, k), a, b, out, add);
         return;
     }
     let rows_per_chunk = m.div_ceil(threads);
     out.par_chunks_mut(rows_per_chunk * n)
         .enumerate()
-        .for_each(|(i, chunk)| {
-            let first = i * rows_per_chunk;
-            gemm_rows(first, chunk.len() / n, n, k, a, b, chunk);
-        });
+        .for_each(|(i, chunk)| gemm_rows(i * rows_per_chunk, (n, k), a, b, chunk, add));
 }
 
-/// Rows `first..first + rows` of `a · b`, single-threaded, into `out`.
-fn gemm_rows(first: usize, rows: usize, n: usize, k: usize, a: Mat, b: Mat, out: &mut [f32]) {
+/// Rows `first..` of `a · b` (`out.len() / n` of them), single-threaded, into `out`, or
+/// added to it when `add`.
+fn gemm_rows(first: usize, (n, k): (usize, usize), a: Mat, b: Mat, out: &mut [f32], add: bool) {
+    let rows = out.len() / n.max(1);
     if rows == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        out.fill(0.0);
+        if !add {
+            out.fill(0.0);
+        }
         return;
     }
     // SAFETY: `matmul` checked that every element of the (m, k) and (k, n) views lies in
@@ -88,14 +105,14 @@ fn gemm_rows(first: usize, rows: usize, n: usize, k: usize, a: Mat, b: Mat, out:
             out.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            add,
             a.data.as_ptr().add(first * a.rs),
             a.cs as isize,
             a.rs as isize,
             b.data.as_ptr(),
             b.cs as isize,
             b.rs as isize,
-            0.0,
+            if add { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
@@ -218,8 +235,11 @@ mod tests {
                     .build()
                     .unwrap();
                 let mut out = vec![0f32; m * n];
-                pool.install(|| split_matmul(m, n, k, lhs, rhs, &mut out, 0));
+                pool.install(|| split_matmul(m, n, k, lhs, rhs, &mut out, false, 0));
                 assert_eq!(out, want, "{threads} threads");
+                pool.install(|| split_matmul(m, n, k, lhs, rhs, &mut out, true, 0));
+                let twice: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
+                assert_eq!(out, twice, "{threads} threads, added");
             }
         }
     }
