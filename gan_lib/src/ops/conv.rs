@@ -5,10 +5,11 @@
 //! other. Each layer is one custom op with its own backward pass, so that the large patch
 //! matrices stay out of candle's graph, and every product runs in [`super::gemm`].
 //!
-//! Stride-1 convolutions with enough channels skip the patch matrix: each kernel tap is one
-//! product per image row, from the input's pixels to the output's pixels it shifts them
-//! onto ([`Shift`]), with the pixels as rows of channels. Taps that fall into the padding
-//! are never computed (im2col multiplies their zeros: 31% of dcgan-tf's largest layer).
+//! Convolutions with enough channels skip the patch matrix: each kernel tap is one product
+//! per patch-grid row, from the pixels it reads to the positions it shifts them onto
+//! ([`Shift`]), with the pixels as rows of channels. Taps that fall into the padding are
+//! never computed (im2col multiplies their zeros: 31% of dcgan-tf's largest layer, 16% of
+//! its stride-2 layers), and no patch matrix is written or summed back.
 
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor,
@@ -16,7 +17,7 @@ use candle_core::{
 use candle_nn::VarBuilder;
 
 use super::gemm::{matmul, matmul_add, Mat};
-use super::{for_parts, fused, transpose, values, Planes};
+use super::{for_parts, fused, gather_transpose, scatter_transpose, transpose, values, Planes};
 
 /// The shape of a convolution: images `(n, c, h, w)`, a `k×k` kernel, stride and padding,
 /// giving `oh×ow` patch positions.
@@ -116,15 +117,16 @@ impl Patches {
     }
 }
 
-/// Below this many channels on either side a stride-1 convolution keeps its patch matrix:
-/// a shifted product sums over the channels only, too short a sum for gemm's kernel.
+/// Below this many channels on either side a convolution keeps its patch matrix: a
+/// shifted product sums over the channels only, too short a sum for gemm's kernel.
 const SHIFT_MIN_CHANNELS: usize = 16;
 
-/// One product of a stride-1 convolution without a patch matrix: kernel tap `tap` takes
-/// `len` consecutive pixels of an image row, from pixel `source`, to `len` consecutive
-/// positions of a patch-grid row, from position `target` (both counted within one image).
-/// With pixels stored as rows of `n` images' channels ([`pixel_rows`]), both are `len·n`
-/// consecutive rows of a matrix.
+/// One product of a convolution without a patch matrix: kernel tap `tap` takes `len`
+/// pixels of an image row, from source row `source`, to `len` consecutive positions of a
+/// patch-grid row, from position `target` (both counted within one image). Pixels are
+/// stored as rows of `n` images' channels ([`pixel_rows`]), each image row's pixels split
+/// by column modulo the stride (even columns first for stride 2), so that the pixels of
+/// consecutive positions are consecutive rows on both sides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Shift {
     tap: usize,
@@ -137,19 +139,42 @@ impl Patches {
     /// True when this convolution, with `o` channels on the patch-grid side, runs as
     /// [`Shift`]ed products rather than through a patch matrix.
     fn shifted(&self, o: usize) -> bool {
-        self.stride == 1 && self.c.min(o) >= SHIFT_MIN_CHANNELS
+        self.c.min(o) >= SHIFT_MIN_CHANNELS
     }
 
-    /// The shifted products of a stride-1 convolution: per tap, one per patch-grid row whose
-    /// source row lies inside the image, cut to the positions whose pixels do.
+    /// Pixels of an image row whose column is `phase` modulo the stride.
+    fn phase_len(&self, phase: usize) -> usize {
+        self.w.saturating_sub(phase).div_ceil(self.stride)
+    }
+
+    /// The pixel (`y·w + x`) each source row of [`Shift`]ed products holds; empty for
+    /// stride 1, where they are in order.
+    fn source_order(&self) -> Vec<usize> {
+        if self.stride == 1 {
+            return Vec::new();
+        }
+        let mut order = Vec::with_capacity(self.h * self.w);
+        for y in 0..self.h {
+            for phase in 0..self.stride {
+                order.extend((phase..self.w).step_by(self.stride).map(|x| y * self.w + x));
+            }
+        }
+        order
+    }
+
+    /// The shifted products: per tap, one per patch-grid row whose source row lies inside
+    /// the image, cut to the positions whose pixels do.
     fn shifts(&self) -> Vec<Shift> {
-        let (k, p) = (self.k, self.padding);
+        let (k, s) = (self.k, self.stride as isize);
         let mut shifts = Vec::new();
         for ky in 0..k {
             for kx in 0..k {
-                // Positions tx with 0 <= tx + kx − p < w.
-                let tx_start = p.saturating_sub(kx);
-                let tx_end = self.ow.min((self.w + p).saturating_sub(kx));
+                // Position tx reads column tx·s + kx − p = (tx + base)·s + phase.
+                let offset = kx as isize - self.padding as isize;
+                let (phase, base) = (offset.rem_euclid(s) as usize, offset.div_euclid(s));
+                let phase_start: usize = (0..phase).map(|q| self.phase_len(q)).sum();
+                let tx_start = (-base).max(0);
+                let tx_end = (self.ow as isize).min(self.phase_len(phase) as isize - base);
                 if tx_start >= tx_end {
                     continue;
                 }
@@ -157,9 +182,9 @@ impl Patches {
                     if let Some(sy) = self.source(ty, ky, self.h) {
                         shifts.push(Shift {
                             tap: ky * k + kx,
-                            source: sy * self.w + tx_start + kx - p,
-                            target: ty * self.ow + tx_start,
-                            len: tx_end - tx_start,
+                            source: sy * self.w + phase_start + (tx_start + base) as usize,
+                            target: ty * self.ow + tx_start as usize,
+                            len: (tx_end - tx_start) as usize,
                         });
                     }
                 }
@@ -169,18 +194,18 @@ impl Patches {
     }
 }
 
-/// Images `(n, c, h, w)` → pixel rows `(h·w, n, c)`: one row of `c` channels per pixel
-/// and image, the pixels in order. [`images`] is the way back.
-fn pixel_rows(x: &[f32], n: usize, c: usize) -> Vec<f32> {
-    transpose(x, n * c, x.len() / (n * c).max(1))
+/// Images `(n, c, h, w)` → pixel rows `(h·w, n, c)`: row `i` holds pixel `order[i]` of
+/// every image and channel (pixel `i` when `order` is empty). [`images`] is the way back.
+fn pixel_rows(x: &[f32], nc: usize, order: &[usize]) -> Vec<f32> {
+    gather_transpose(x, nc, x.len() / nc.max(1), order)
 }
 
-/// Pixel rows `(h·w, n, c)` → images `(n, c, h, w)`.
-fn images(rows: &[f32], n: usize, c: usize) -> Vec<f32> {
-    transpose(rows, rows.len() / (n * c).max(1), n * c)
+/// Pixel rows `(h·w, n, c)` → images `(n, c, h, w)`, the inverse of [`pixel_rows`].
+fn images(rows: &[f32], nc: usize, order: &[usize]) -> Vec<f32> {
+    scatter_transpose(rows, nc, rows.len() / nc.max(1), order)
 }
 
-/// A stride-1 convolution on pixel rows: images `(h·w, n, c)` and taps `(k·k, o, c)` →
+/// A convolution on pixel rows: images `(h·w, n, c)` and taps `(k·k, o, c)` →
 /// patch grid `(oh·ow, n, o)`, each shift's target rows += its source rows · tapᵀ.
 fn shifted_conv(p: &Patches, shifts: &[Shift], x_rows: &[f32], taps: &[f32], o: usize) -> Vec<f32> {
     let (n, c) = (p.n, p.c);
@@ -411,9 +436,9 @@ impl CustomOp2 for ConvOp {
         let (o, r, ckk) = (l2.dims()[0], p.rows(), p.row_len());
         if p.shifted(o) {
             let taps = kernel_taps(kernel, p.k * p.k);
-            let x_rows = pixel_rows(x, p.n, p.c);
+            let x_rows = pixel_rows(x, p.n * p.c, &p.source_order());
             let z_rows = shifted_conv(p, &p.shifts(), &x_rows, &taps, o);
-            let z = images(&z_rows, p.n, o);
+            let z = images(&z_rows, p.n * o, &[]);
             return Ok((CpuStorage::F32(z), (p.n, o, p.oh, p.ow).into()));
         }
         let cols = im2col(p, x);
@@ -464,12 +489,14 @@ impl CustomOp3 for ConvGrad {
         let (o, r, ckk) = (l2.dims()[0], p.rows(), p.row_len());
         if p.shifted(o) {
             let (shifts, kk) = (p.shifts(), p.k * p.k);
-            let x_rows = pixel_rows(x, p.n, p.c);
-            let d_z_rows = pixel_rows(d_z, p.n, o);
+            let order = p.source_order();
+            let x_rows = pixel_rows(x, p.n * p.c, &order);
+            let d_z_rows = pixel_rows(d_z, p.n * o, &[]);
             let d_taps = shifted_taps_grad(p, &shifts, &x_rows, &d_z_rows, o);
             let taps = kernel_taps(kernel, kk);
             let d_x_rows = shifted_conv_adjoint(p, &shifts, &d_z_rows, &taps, o);
-            return Ok(pack(images(&d_x_rows, p.n, p.c), &taps_kernel(&d_taps, kk)));
+            let d_x = images(&d_x_rows, p.n * p.c, &order);
+            return Ok(pack(d_x, &taps_kernel(&d_taps, kk)));
         }
         let cols = im2col(p, x);
         let mut d_kernel = vec![0f32; o * ckk];
@@ -516,9 +543,9 @@ impl CustomOp2 for ConvTransposeOp {
         let (c, okk, r) = (l2.dims()[0], p.row_len(), p.rows());
         if p.shifted(c) {
             let taps = kernel_taps(kernel, p.k * p.k);
-            let x_rows = pixel_rows(x, p.n, c);
+            let x_rows = pixel_rows(x, p.n * c, &[]);
             let y_rows = shifted_conv_adjoint(p, &p.shifts(), &x_rows, &taps, c);
-            let y = images(&y_rows, p.n, p.c);
+            let y = images(&y_rows, p.n * p.c, &p.source_order());
             return Ok((CpuStorage::F32(y), (p.n, p.c, p.h, p.w).into()));
         }
         let rows = swap_channels(x, c, p.oh * p.ow, true);
@@ -571,12 +598,15 @@ impl CustomOp3 for ConvTransposeGrad {
         let (c, okk, r) = (l2.dims()[0], p.row_len(), p.rows());
         if p.shifted(c) {
             let (shifts, kk) = (p.shifts(), p.k * p.k);
-            let x_rows = pixel_rows(x, p.n, c);
-            let d_y_rows = pixel_rows(d_y, p.n, p.c);
+            let x_rows = pixel_rows(x, p.n * c, &[]);
+            let d_y_rows = pixel_rows(d_y, p.n * p.c, &p.source_order());
             let d_taps = shifted_taps_grad(p, &shifts, &d_y_rows, &x_rows, c);
             let taps = kernel_taps(kernel, kk);
             let d_x_rows = shifted_conv(p, &shifts, &d_y_rows, &taps, c);
-            return Ok(pack(images(&d_x_rows, p.n, c), &taps_kernel(&d_taps, kk)));
+            return Ok(pack(
+                images(&d_x_rows, p.n * c, &[]),
+                &taps_kernel(&d_taps, kk),
+            ));
         }
         let plane = p.oh * p.ow;
         let rows = swap_channels(x, c, plane, true);
@@ -881,6 +911,10 @@ mod tests {
             (16, 20, 5, 1, 2, 7, 3),
             (17, 16, 3, 1, 0, 6, 2),
             (32, 24, 5, 1, 1, 9, 24),
+            (16, 18, 5, 2, 2, 14, 3),
+            (18, 16, 4, 2, 0, 13, 2),
+            (16, 16, 3, 3, 1, 11, 2),
+            (24, 32, 5, 2, 2, 14, 24),
         ] {
             let vars = VarMap::new();
             let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
@@ -913,6 +947,10 @@ mod tests {
             (20, 16, 5, (1, 2, 0), false, 7, 3),
             (16, 17, 4, (1, 0, 0), true, 3, 2),
             (24, 32, 5, (1, 1, 0), true, 9, 24),
+            (20, 16, 5, (2, 2, 1), false, 7, 3),
+            (16, 17, 3, (2, 0, 0), true, 6, 2),
+            (16, 16, 3, (2, 0, 0), true, 1, 2),
+            (32, 24, 5, (2, 2, 1), true, 7, 24),
         ] {
             let vars = VarMap::new();
             let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);

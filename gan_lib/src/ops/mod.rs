@@ -68,14 +68,52 @@ fn map1(a: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
     out
 }
 
-/// The transpose of a row-major `(rows, cols)` matrix, in blocks of 8 output rows (both
-/// sides' cache lines stay in use), on rayon's threads when large.
+/// The transpose of a row-major `(rows, cols)` matrix.
 fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    gather_transpose(x, rows, cols, &[])
+}
+
+/// Side of the square tiles the transposes work in: 16 values are one cache line, so each
+/// tile reads and writes whole lines, and its 16 source lines stay in L1 while it is read.
+const TILE: usize = 16;
+
+/// The transpose of a row-major `(rows, cols)` matrix with its rows in the order `order`:
+/// row `j` of the result is column `order[j]` of `x` (column `j` when `order` is empty).
+/// On rayon's threads when large.
+fn gather_transpose(x: &[f32], rows: usize, cols: usize, order: &[usize]) -> Vec<f32> {
+    let out_rows = if order.is_empty() { cols } else { order.len() };
+    let mut out = vec![0f32; out_rows * rows];
+    for_parts(&mut out, TILE * rows, |band, out| {
+        let first = band * TILE;
+        for i0 in (0..rows).step_by(TILE) {
+            let i_end = (i0 + TILE).min(rows);
+            for (j, out_row) in out.chunks_mut(rows).enumerate() {
+                let col = order.get(first + j).copied().unwrap_or(first + j);
+                for (i, o) in (i0..i_end).zip(&mut out_row[i0..i_end]) {
+                    *o = x[i * cols + col];
+                }
+            }
+        }
+    });
+    out
+}
+
+/// The inverse of [`gather_transpose`]: from `t`, `(order.len(), rows)` (or `(cols, rows)`
+/// when `order` is empty), the `(rows, cols)` matrix whose column `order[j]` is row `j` of
+/// `t`. On rayon's threads when large.
+fn scatter_transpose(t: &[f32], rows: usize, cols: usize, order: &[usize]) -> Vec<f32> {
+    let t_rows = if order.is_empty() { cols } else { order.len() };
     let mut out = vec![0f32; rows * cols];
-    for_parts(&mut out, 8 * rows, |block, out_rows| {
-        for i in 0..rows {
-            for (j, row) in out_rows.chunks_mut(rows).enumerate() {
-                row[i] = x[i * cols + block * 8 + j];
+    for_parts(&mut out, TILE * cols, |band, out| {
+        let first = band * TILE;
+        let i_end = (first + TILE).min(rows);
+        for j0 in (0..t_rows).step_by(TILE) {
+            for j in j0..(j0 + TILE).min(t_rows) {
+                let col = order.get(j).copied().unwrap_or(j);
+                let t_row = &t[j * rows..];
+                for (i, out_row) in (first..i_end).zip(out.chunks_mut(cols)) {
+                    out_row[col] = t_row[i];
+                }
             }
         }
     });
@@ -241,4 +279,38 @@ pub(crate) fn two_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         .build()
         .expect("a two-thread pool")
         .install(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transposes_gather_and_scatter_columns() {
+        // Sizes that are not multiples of the tile, and large enough to split on two threads.
+        for (rows, cols) in [(3, 5), (37, 21), (300, 129)] {
+            let x: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
+            // Even columns, then odd ones: the order of a stride-2 convolution's pixels.
+            let order: Vec<usize> = (0..cols).step_by(2).chain((1..cols).step_by(2)).collect();
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let t = pool.install(|| transpose(&x, rows, cols));
+                let g = pool.install(|| gather_transpose(&x, rows, cols, &order));
+                for i in 0..rows {
+                    for j in 0..cols {
+                        assert_eq!(t[j * rows + i], x[i * cols + j]);
+                        assert_eq!(g[j * rows + i], x[i * cols + order[j]]);
+                    }
+                }
+                assert_eq!(pool.install(|| scatter_transpose(&t, rows, cols, &[])), x);
+                assert_eq!(
+                    pool.install(|| scatter_transpose(&g, rows, cols, &order)),
+                    x
+                );
+            }
+        }
+    }
 }
