@@ -17,7 +17,9 @@ use candle_core::{
 use candle_nn::VarBuilder;
 
 use super::gemm::{matmul, matmul_add, Mat};
-use super::{for_parts, fused, gather_transpose, scatter_transpose, transpose, values, Planes};
+use super::{
+    by_images, for_parts, fused, gather_transpose, scatter_transpose, transpose, values, Planes,
+};
 
 /// The shape of a convolution: images `(n, c, h, w)`, a `k×k` kernel, stride and padding,
 /// giving `oh×ow` patch positions.
@@ -200,9 +202,91 @@ fn pixel_rows(x: &[f32], nc: usize, order: &[usize]) -> Vec<f32> {
     gather_transpose(x, nc, x.len() / nc.max(1), order)
 }
 
-/// Pixel rows `(h·w, n, c)` → images `(n, c, h, w)`, the inverse of [`pixel_rows`].
-fn images(rows: &[f32], nc: usize, order: &[usize]) -> Vec<f32> {
-    scatter_transpose(rows, nc, rows.len() / nc.max(1), order)
+/// Pixel rows `(h·w, n, c)` → images `(n, c, h, w)` into `out`, the inverse of
+/// [`pixel_rows`].
+fn images_into(rows: &[f32], nc: usize, order: &[usize], out: &mut [f32]) {
+    scatter_transpose(rows, nc, rows.len() / nc.max(1), order, out);
+}
+
+/// A shifted convolution's forward pass on images: with `to_grid`, the convolution
+/// (`(n, c, h, w)` → `(n, o, oh, ow)`), else its adjoint, the transposed convolution (the
+/// other way). Kernel `(o, c·k·k)`. Each of rayon's threads takes its share of the images.
+fn shifted_forward(
+    p: &Patches,
+    input: &[f32],
+    kernel: &[f32],
+    o: usize,
+    to_grid: bool,
+) -> Vec<f32> {
+    let (shifts, order) = (p.shifts(), p.source_order());
+    let taps = kernel_taps(kernel, p.k * p.k);
+    let (source_len, grid_len) = (p.image_len(), o * p.oh * p.ow);
+    let (input_len, output_len) = match to_grid {
+        true => (source_len, grid_len),
+        false => (grid_len, source_len),
+    };
+    let mut output = vec![0f32; p.n * output_len];
+    by_images(p.n, &mut output, |first, output| {
+        let part = Patches {
+            n: output.len() / output_len,
+            ..*p
+        };
+        let input = &input[first * input_len..(first + part.n) * input_len];
+        if to_grid {
+            let source_rows = pixel_rows(input, part.n * p.c, &order);
+            let grid_rows = shifted_conv(&part, &shifts, &source_rows, &taps, o);
+            images_into(&grid_rows, part.n * o, &[], output);
+        } else {
+            let grid_rows = pixel_rows(input, part.n * o, &[]);
+            let source_rows = shifted_conv_adjoint(&part, &shifts, &grid_rows, &taps, o);
+            images_into(&source_rows, part.n * p.c, &order, output);
+        }
+    });
+    output
+}
+
+/// A shifted convolution's backward pass: from source-side images `(n, c, h, w)` and
+/// patch-grid images `(n, o, oh, ow)`, one of them a gradient, the kernel's gradient and,
+/// with `to_source`, the source side's gradient (of a convolution), else the patch grid's
+/// (of a transposed convolution). Returns `(input gradient, kernel gradient)`.
+fn shifted_backward(
+    p: &Patches,
+    (source, grid): (&[f32], &[f32]),
+    kernel: &[f32],
+    o: usize,
+    to_source: bool,
+) -> (Vec<f32>, Vec<f32>) {
+    let (kk, shifts, order) = (p.k * p.k, p.shifts(), p.source_order());
+    let taps = kernel_taps(kernel, kk);
+    let (source_len, grid_len) = (p.image_len(), o * p.oh * p.ow);
+    let d_len = if to_source { source_len } else { grid_len };
+    let mut d_input = vec![0f32; p.n * d_len];
+    let d_taps = by_images(p.n, &mut d_input, |first, d_input| {
+        let part = Patches {
+            n: d_input.len() / d_len,
+            ..*p
+        };
+        let (n, end) = (part.n, first + part.n);
+        let source_rows = pixel_rows(
+            &source[first * source_len..end * source_len],
+            n * p.c,
+            &order,
+        );
+        let grid_rows = pixel_rows(&grid[first * grid_len..end * grid_len], n * o, &[]);
+        if to_source {
+            let d_rows = shifted_conv_adjoint(&part, &shifts, &grid_rows, &taps, o);
+            images_into(&d_rows, n * p.c, &order, d_input);
+        } else {
+            let d_rows = shifted_conv(&part, &shifts, &source_rows, &taps, o);
+            images_into(&d_rows, n * o, &[], d_input);
+        }
+        shifted_taps_grad(&part, &shifts, &source_rows, &grid_rows, o)
+    });
+    let d_taps = d_taps.into_iter().reduce(|mut sum, part| {
+        sum.iter_mut().zip(part).for_each(|(s, v)| *s += v);
+        sum
+    });
+    (d_input, taps_kernel(&d_taps.unwrap_or_default(), kk))
 }
 
 /// A convolution on pixel rows: images `(h·w, n, c)` and taps `(k·k, o, c)` →
@@ -435,10 +519,7 @@ impl CustomOp2 for ConvOp {
         let (x, kernel) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
         let (o, r, ckk) = (l2.dims()[0], p.rows(), p.row_len());
         if p.shifted(o) {
-            let taps = kernel_taps(kernel, p.k * p.k);
-            let x_rows = pixel_rows(x, p.n * p.c, &p.source_order());
-            let z_rows = shifted_conv(p, &p.shifts(), &x_rows, &taps, o);
-            let z = images(&z_rows, p.n * o, &[]);
+            let z = shifted_forward(p, x, kernel, o, true);
             return Ok((CpuStorage::F32(z), (p.n, o, p.oh, p.ow).into()));
         }
         let cols = im2col(p, x);
@@ -488,15 +569,8 @@ impl CustomOp3 for ConvGrad {
         let d_z = values(s3, l3, self.name())?;
         let (o, r, ckk) = (l2.dims()[0], p.rows(), p.row_len());
         if p.shifted(o) {
-            let (shifts, kk) = (p.shifts(), p.k * p.k);
-            let order = p.source_order();
-            let x_rows = pixel_rows(x, p.n * p.c, &order);
-            let d_z_rows = pixel_rows(d_z, p.n * o, &[]);
-            let d_taps = shifted_taps_grad(p, &shifts, &x_rows, &d_z_rows, o);
-            let taps = kernel_taps(kernel, kk);
-            let d_x_rows = shifted_conv_adjoint(p, &shifts, &d_z_rows, &taps, o);
-            let d_x = images(&d_x_rows, p.n * p.c, &order);
-            return Ok(pack(d_x, &taps_kernel(&d_taps, kk)));
+            let (d_x, d_kernel) = shifted_backward(p, (x, d_z), kernel, o, true);
+            return Ok(pack(d_x, &d_kernel));
         }
         let cols = im2col(p, x);
         let mut d_kernel = vec![0f32; o * ckk];
@@ -542,10 +616,7 @@ impl CustomOp2 for ConvTransposeOp {
         let (x, kernel) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
         let (c, okk, r) = (l2.dims()[0], p.row_len(), p.rows());
         if p.shifted(c) {
-            let taps = kernel_taps(kernel, p.k * p.k);
-            let x_rows = pixel_rows(x, p.n * c, &[]);
-            let y_rows = shifted_conv_adjoint(p, &p.shifts(), &x_rows, &taps, c);
-            let y = images(&y_rows, p.n * p.c, &p.source_order());
+            let y = shifted_forward(p, x, kernel, c, false);
             return Ok((CpuStorage::F32(y), (p.n, p.c, p.h, p.w).into()));
         }
         let rows = swap_channels(x, c, p.oh * p.ow, true);
@@ -597,16 +668,8 @@ impl CustomOp3 for ConvTransposeGrad {
         let d_y = values(s3, l3, self.name())?;
         let (c, okk, r) = (l2.dims()[0], p.row_len(), p.rows());
         if p.shifted(c) {
-            let (shifts, kk) = (p.shifts(), p.k * p.k);
-            let x_rows = pixel_rows(x, p.n * c, &[]);
-            let d_y_rows = pixel_rows(d_y, p.n * p.c, &p.source_order());
-            let d_taps = shifted_taps_grad(p, &shifts, &d_y_rows, &x_rows, c);
-            let taps = kernel_taps(kernel, kk);
-            let d_x_rows = shifted_conv(p, &shifts, &d_y_rows, &taps, c);
-            return Ok(pack(
-                images(&d_x_rows, p.n * c, &[]),
-                &taps_kernel(&d_taps, kk),
-            ));
+            let (d_x, d_kernel) = shifted_backward(p, (d_y, x), kernel, c, false);
+            return Ok(pack(d_x, &d_kernel));
         }
         let plane = p.oh * p.ow;
         let rows = swap_channels(x, c, plane, true);

@@ -99,12 +99,12 @@ fn gather_transpose(x: &[f32], rows: usize, cols: usize, order: &[usize]) -> Vec
 }
 
 /// The inverse of [`gather_transpose`]: from `t`, `(order.len(), rows)` (or `(cols, rows)`
-/// when `order` is empty), the `(rows, cols)` matrix whose column `order[j]` is row `j` of
-/// `t`. On rayon's threads when large.
-fn scatter_transpose(t: &[f32], rows: usize, cols: usize, order: &[usize]) -> Vec<f32> {
+/// when `order` is empty), into `out` the `(rows, cols)` matrix whose column `order[j]` is
+/// row `j` of `t`. On rayon's threads when large.
+fn scatter_transpose(t: &[f32], rows: usize, cols: usize, order: &[usize], out: &mut [f32]) {
     let t_rows = if order.is_empty() { cols } else { order.len() };
-    let mut out = vec![0f32; rows * cols];
-    for_parts(&mut out, TILE * cols, |band, out| {
+    assert_eq!(out.len(), rows * cols, "scatter_transpose: output size");
+    for_parts(out, TILE * cols, |band, out| {
         let first = band * TILE;
         let i_end = (first + TILE).min(rows);
         for j0 in (0..t_rows).step_by(TILE) {
@@ -117,7 +117,6 @@ fn scatter_transpose(t: &[f32], rows: usize, cols: usize, order: &[usize]) -> Ve
             }
         }
     });
-    out
 }
 
 /// `(rows, cols)` → its transpose `(cols, rows)`.
@@ -204,6 +203,26 @@ fn for_parts(out: &mut [f32], part_len: usize, f: impl Fn(usize, &mut [f32]) + S
             .enumerate()
             .for_each(|(i, p)| f(i, p));
     }
+}
+
+/// Runs `f(first, part)` on parts of `out`, which holds `n` images: one part of whole images
+/// per rayon thread when large, else one part; `first` is the part's first image. Returns
+/// each part's result, in order.
+fn by_images<R: Send>(
+    n: usize,
+    out: &mut [f32],
+    f: impl Fn(usize, &mut [f32]) -> R + Sync + Send,
+) -> Vec<R> {
+    use rayon::prelude::*;
+    let image_len = out.len() / n.max(1);
+    if !split(out.len()) || n < 2 {
+        return vec![f(0, out)];
+    }
+    let part_images = n.div_ceil(rayon::current_num_threads());
+    out.par_chunks_mut(part_images * image_len)
+        .enumerate()
+        .map(|(i, part)| f(i * part_images, part))
+        .collect()
 }
 
 /// The layout of an `(n, c, ...)` tensor: `n` images of `c` channels of `plane` values each.
@@ -305,11 +324,12 @@ mod tests {
                         assert_eq!(g[j * rows + i], x[i * cols + order[j]]);
                     }
                 }
-                assert_eq!(pool.install(|| scatter_transpose(&t, rows, cols, &[])), x);
-                assert_eq!(
-                    pool.install(|| scatter_transpose(&g, rows, cols, &order)),
-                    x
-                );
+                let mut back = vec![0f32; x.len()];
+                pool.install(|| scatter_transpose(&t, rows, cols, &[], &mut back));
+                assert_eq!(back, x);
+                let mut back = vec![0f32; x.len()];
+                pool.install(|| scatter_transpose(&g, rows, cols, &order, &mut back));
+                assert_eq!(back, x);
             }
         }
     }
