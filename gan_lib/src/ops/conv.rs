@@ -543,12 +543,13 @@ impl CustomOp2 for ConvOp {
         _z: &Tensor,
         d_z: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        gradients(x, kernel, d_z, ConvGrad(self.0))
+        gradients(x, kernel, d_z, |input| ConvGrad(self.0, input))
     }
 }
 
-/// `(x, kernel, dz)` → `[dx, dkernel]` of [`ConvOp`], packed (a custom op has one output).
-struct ConvGrad(Patches);
+/// `(x, kernel, dz)` → `[dx, dkernel]` of [`ConvOp`], packed (a custom op has one output);
+/// only `dkernel` when the second field is false (`x` needs no gradient).
+struct ConvGrad(Patches, bool);
 
 impl CustomOp3 for ConvGrad {
     fn name(&self) -> &'static str {
@@ -570,7 +571,7 @@ impl CustomOp3 for ConvGrad {
         let (o, r, ckk) = (l2.dims()[0], p.rows(), p.row_len());
         if p.shifted(o) {
             let (d_x, d_kernel) = shifted_backward(p, (x, d_z), kernel, o, true);
-            return Ok(pack(d_x, &d_kernel));
+            return Ok(pack(self.1.then_some(d_x), &d_kernel));
         }
         let cols = im2col(p, x);
         let mut d_kernel = vec![0f32; o * ckk];
@@ -582,6 +583,9 @@ impl CustomOp3 for ConvGrad {
             Mat::rows(&cols, ckk),
             &mut d_kernel,
         );
+        if !self.1 {
+            return Ok(pack(None, &d_kernel));
+        }
         let mut d_cols = cols;
         matmul(
             r,
@@ -591,7 +595,7 @@ impl CustomOp3 for ConvGrad {
             Mat::rows(kernel, ckk),
             &mut d_cols,
         );
-        Ok(pack(col2im(p, &d_cols), &d_kernel))
+        Ok(pack(Some(col2im(p, &d_cols)), &d_kernel))
     }
 }
 
@@ -642,12 +646,13 @@ impl CustomOp2 for ConvTransposeOp {
         _y: &Tensor,
         d_y: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        gradients(x, kernel, d_y, ConvTransposeGrad(self.0))
+        gradients(x, kernel, d_y, |input| ConvTransposeGrad(self.0, input))
     }
 }
 
-/// `(x, kernel, dy)` → `[dx, dkernel]` of [`ConvTransposeOp`], packed.
-struct ConvTransposeGrad(Patches);
+/// `(x, kernel, dy)` → `[dx, dkernel]` of [`ConvTransposeOp`], packed; only `dkernel` when
+/// the second field is false.
+struct ConvTransposeGrad(Patches, bool);
 
 impl CustomOp3 for ConvTransposeGrad {
     fn name(&self) -> &'static str {
@@ -669,7 +674,7 @@ impl CustomOp3 for ConvTransposeGrad {
         let (c, okk, r) = (l2.dims()[0], p.row_len(), p.rows());
         if p.shifted(c) {
             let (d_x, d_kernel) = shifted_backward(p, (d_y, x), kernel, c, false);
-            return Ok(pack(d_x, &d_kernel));
+            return Ok(pack(self.1.then_some(d_x), &d_kernel));
         }
         let plane = p.oh * p.ow;
         let rows = swap_channels(x, c, plane, true);
@@ -683,6 +688,9 @@ impl CustomOp3 for ConvTransposeGrad {
             Mat::rows(&d_cols, okk),
             &mut d_kernel,
         );
+        if !self.1 {
+            return Ok(pack(None, &d_kernel));
+        }
         let mut d_rows = rows;
         matmul(
             r,
@@ -692,35 +700,42 @@ impl CustomOp3 for ConvTransposeGrad {
             Mat::transposed(kernel, okk),
             &mut d_rows,
         );
-        Ok(pack(swap_channels(&d_rows, c, plane, false), &d_kernel))
+        Ok(pack(
+            Some(swap_channels(&d_rows, c, plane, false)),
+            &d_kernel,
+        ))
     }
 }
 
-/// `[dx, dkernel]` as one output, the way a gradient op returns both gradients.
-fn pack(mut d_x: Vec<f32>, d_kernel: &[f32]) -> (CpuStorage, Shape) {
-    d_x.extend_from_slice(d_kernel);
-    let len = d_x.len();
-    (CpuStorage::F32(d_x), len.into())
+/// `[dx, dkernel]` (or `dkernel` alone) as one output, the way a gradient op returns both.
+fn pack(d_x: Option<Vec<f32>>, d_kernel: &[f32]) -> (CpuStorage, Shape) {
+    let mut packed = d_x.unwrap_or_default();
+    packed.extend_from_slice(d_kernel);
+    let len = packed.len();
+    (CpuStorage::F32(packed), len.into())
 }
 
-/// Runs the gradient op `grad_op` on `(x, kernel, grad)` and splits its packed
-/// `[dx, dkernel]` into gradients shaped as `x` and `kernel`.
-fn gradients(
+/// Runs the gradient op `grad_op(input)` on `(x, kernel, grad)` and splits its packed
+/// `[dx, dkernel]` into gradients shaped as `x` and `kernel`. `input` is false when `x`
+/// needs no gradient (a batch of images, noise): then the op skips `dx` (in a
+/// discriminator's first layer, a product as large as the layer's forward pass).
+fn gradients<Op: CustomOp3 + Send + Sync + 'static>(
     x: &Tensor,
     kernel: &Tensor,
     grad: &Tensor,
-    grad_op: impl CustomOp3 + Send + Sync + 'static,
+    grad_op: impl FnOnce(bool) -> Op,
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-    let packed = x.apply_op3(kernel, &grad.contiguous()?, grad_op)?;
-    let n = x.elem_count();
-    Ok((
-        Some(packed.narrow(0, 0, n)?.reshape(x.shape())?),
-        Some(
-            packed
-                .narrow(0, n, kernel.elem_count())?
-                .reshape(kernel.shape())?,
-        ),
-    ))
+    let input = x.track_op();
+    let packed = x.apply_op3(kernel, &grad.contiguous()?, grad_op(input))?;
+    let n = if input { x.elem_count() } else { 0 };
+    let d_x = match input {
+        true => Some(packed.narrow(0, 0, n)?.reshape(x.shape())?),
+        false => None,
+    };
+    let d_kernel = packed
+        .narrow(0, n, kernel.elem_count())?
+        .reshape(kernel.shape())?;
+    Ok((d_x, Some(d_kernel)))
 }
 
 /// A 2-D convolution, `(n, c, h, w)` → `(n, o, oh, ow)`, weight `(o, c, k, k)` as PyTorch's
@@ -953,6 +968,61 @@ mod tests {
         for t in checked {
             let (a, b) = (g_ours.get(&t).unwrap(), g_theirs.get(&t).unwrap());
             assert!(max_diff(a, b) < 1e-3, "gradient of {:?}", t.dims());
+        }
+        Ok(())
+    }
+
+    /// With an input that needs no gradient (images, noise), the kernel's gradient is still
+    /// candle's, and the input gets none.
+    #[test]
+    fn input_without_gradient_gets_none() -> Result<()> {
+        let (vars, probe_seed) = (VarMap::new(), 9);
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        let layers: Vec<(Box<dyn Module>, Box<dyn Module>, usize)> = vec![
+            {
+                let ours = Conv2d::new(1, 4, 5, 2, 2, vb.pp("a"))?;
+                let config = candle_nn::Conv2dConfig {
+                    padding: 2,
+                    stride: 2,
+                    ..Default::default()
+                };
+                let theirs = candle_nn::Conv2d::new(
+                    ours.weight().clone(),
+                    ours.candle.bias().cloned(),
+                    config,
+                );
+                (Box::new(ours), Box::new(theirs), 1)
+            },
+            {
+                let ours = ConvTranspose2d::new(16, 16, 3, (2, 0, 0), true, vb.pp("b"))?;
+                let config = candle_nn::ConvTranspose2dConfig {
+                    padding: 0,
+                    output_padding: 0,
+                    stride: 2,
+                    dilation: 1,
+                };
+                let theirs = candle_nn::ConvTranspose2d::new(
+                    ours.weight().clone(),
+                    ours.candle.bias().cloned(),
+                    config,
+                );
+                (Box::new(ours), Box::new(theirs), 16)
+            },
+        ];
+        for (ours, theirs, c) in layers {
+            let x = random(&[2, c, 7, 7], 3)?;
+            let (y_ours, y_theirs) = (ours.forward(&x)?, theirs.forward(&x)?);
+            let probe = random(y_ours.dims(), probe_seed)?;
+            let g_ours = (y_ours * &probe)?.sum_all()?.backward()?;
+            let g_theirs = (y_theirs * &probe)?.sum_all()?.backward()?;
+            assert!(g_ours.get(&x).is_none());
+            for var in vars.all_vars() {
+                let Some(theirs) = g_theirs.get(var.as_tensor()) else {
+                    continue;
+                };
+                let ours = g_ours.get(var.as_tensor()).expect("kernel gradient");
+                assert!(max_diff(ours, theirs) < 1e-3, "gradient of {:?}", var.dims());
+            }
         }
         Ok(())
     }

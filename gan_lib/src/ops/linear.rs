@@ -133,6 +133,13 @@ mod tests {
                 let d = diff(g_ours.get(&t).unwrap(), g_theirs.get(&t).unwrap())?;
                 assert!(d < 1e-4, "gradient of {:?} differs by {d}", t.dims());
             }
+            // An input that needs no gradient gets none; the weight's is unchanged.
+            let input = x.as_tensor().detach();
+            let g_detached = (ours.forward(&input)? * &probe)?.sum_all()?.backward()?;
+            assert!(g_detached.get(&input).is_none());
+            let weight = ours.weight();
+            let d = diff(g_detached.get(weight).unwrap(), g_ours.get(weight).unwrap())?;
+            assert!(d < 1e-6, "weight gradient without an input gradient differs by {d}");
         }
         Ok(())
     }
