@@ -978,7 +978,9 @@ mod tests {
     fn input_without_gradient_gets_none() -> Result<()> {
         let (vars, probe_seed) = (VarMap::new(), 9);
         let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
-        let layers: Vec<(Box<dyn Module>, Box<dyn Module>, usize)> = vec![
+        // (ours, candle's, input channels)
+        type Pair = (Box<dyn Module>, Box<dyn Module>, usize);
+        let layers: Vec<Pair> = vec![
             {
                 let ours = Conv2d::new(1, 4, 5, 2, 2, vb.pp("a"))?;
                 let config = candle_nn::Conv2dConfig {
@@ -1021,7 +1023,11 @@ mod tests {
                     continue;
                 };
                 let ours = g_ours.get(var.as_tensor()).expect("kernel gradient");
-                assert!(max_diff(ours, theirs) < 1e-3, "gradient of {:?}", var.dims());
+                assert!(
+                    max_diff(ours, theirs) < 1e-3,
+                    "gradient of {:?}",
+                    var.dims()
+                );
             }
         }
         Ok(())

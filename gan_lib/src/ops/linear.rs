@@ -139,7 +139,10 @@ mod tests {
             assert!(g_detached.get(&input).is_none());
             let weight = ours.weight();
             let d = diff(g_detached.get(weight).unwrap(), g_ours.get(weight).unwrap())?;
-            assert!(d < 1e-6, "weight gradient without an input gradient differs by {d}");
+            assert!(
+                d < 1e-6,
+                "weight gradient without an input gradient differs by {d}"
+            );
         }
         Ok(())
     }
