@@ -197,7 +197,7 @@ impl Patches {
 }
 
 /// Images `(n, c, h, w)` → pixel rows `(h·w, n, c)`: row `i` holds pixel `order[i]` of
-/// every image and channel (pixel `i` when `order` is empty). [`images`] is the way back.
+/// every image and channel (pixel `i` when `order` is empty). [`images_into`] is the way back.
 fn pixel_rows(x: &[f32], nc: usize, order: &[usize]) -> Vec<f32> {
     gather_transpose(x, nc, x.len() / nc.max(1), order)
 }
@@ -226,12 +226,12 @@ fn shifted_forward(
         false => (grid_len, source_len),
     };
     let mut output = vec![0f32; p.n * output_len];
-    by_images(p.n, &mut output, |first, output| {
+    by_images(p.n, input.len(), &mut output, |images, output| {
         let part = Patches {
-            n: output.len() / output_len,
+            n: images.len(),
             ..*p
         };
-        let input = &input[first * input_len..(first + part.n) * input_len];
+        let input = &input[images.start * input_len..images.end * input_len];
         if to_grid {
             let source_rows = pixel_rows(input, part.n * p.c, &order);
             let grid_rows = shifted_conv(&part, &shifts, &source_rows, &taps, o);
@@ -247,36 +247,37 @@ fn shifted_forward(
 
 /// A shifted convolution's backward pass: from source-side images `(n, c, h, w)` and
 /// patch-grid images `(n, o, oh, ow)`, one of them a gradient, the kernel's gradient and,
-/// with `to_source`, the source side's gradient (of a convolution), else the patch grid's
-/// (of a transposed convolution). Returns `(input gradient, kernel gradient)`.
+/// when `input_grad`, the input's: with `to_source` the source side's (of a convolution),
+/// else the patch grid's (of a transposed convolution). Returns `(input gradient, kernel
+/// gradient)`.
 fn shifted_backward(
     p: &Patches,
     (source, grid): (&[f32], &[f32]),
     kernel: &[f32],
     o: usize,
-    to_source: bool,
-) -> (Vec<f32>, Vec<f32>) {
+    (input_grad, to_source): (bool, bool),
+) -> (Option<Vec<f32>>, Vec<f32>) {
     let (kk, shifts, order) = (p.k * p.k, p.shifts(), p.source_order());
     let taps = kernel_taps(kernel, kk);
     let (source_len, grid_len) = (p.image_len(), o * p.oh * p.ow);
     let d_len = if to_source { source_len } else { grid_len };
-    let mut d_input = vec![0f32; p.n * d_len];
-    let d_taps = by_images(p.n, &mut d_input, |first, d_input| {
+    let mut d_input = vec![0f32; if input_grad { p.n * d_len } else { 0 }];
+    let d_taps = by_images(p.n, source.len(), &mut d_input, |images, d_input| {
         let part = Patches {
-            n: d_input.len() / d_len,
+            n: images.len(),
             ..*p
         };
-        let (n, end) = (part.n, first + part.n);
+        let (n, first, end) = (part.n, images.start, images.end);
         let source_rows = pixel_rows(
             &source[first * source_len..end * source_len],
             n * p.c,
             &order,
         );
         let grid_rows = pixel_rows(&grid[first * grid_len..end * grid_len], n * o, &[]);
-        if to_source {
+        if input_grad && to_source {
             let d_rows = shifted_conv_adjoint(&part, &shifts, &grid_rows, &taps, o);
             images_into(&d_rows, n * p.c, &order, d_input);
-        } else {
+        } else if input_grad {
             let d_rows = shifted_conv(&part, &shifts, &source_rows, &taps, o);
             images_into(&d_rows, n * o, &[], d_input);
         }
@@ -286,7 +287,8 @@ fn shifted_backward(
         sum.iter_mut().zip(part).for_each(|(s, v)| *s += v);
         sum
     });
-    (d_input, taps_kernel(&d_taps.unwrap_or_default(), kk))
+    let d_kernel = taps_kernel(&d_taps.unwrap_or_default(), kk);
+    (input_grad.then_some(d_input), d_kernel)
 }
 
 /// A convolution on pixel rows: images `(h·w, n, c)` and taps `(k·k, o, c)` →
@@ -570,8 +572,8 @@ impl CustomOp3 for ConvGrad {
         let d_z = values(s3, l3, self.name())?;
         let (o, r, ckk) = (l2.dims()[0], p.rows(), p.row_len());
         if p.shifted(o) {
-            let (d_x, d_kernel) = shifted_backward(p, (x, d_z), kernel, o, true);
-            return Ok(pack(self.1.then_some(d_x), &d_kernel));
+            let (d_x, d_kernel) = shifted_backward(p, (x, d_z), kernel, o, (self.1, true));
+            return Ok(pack(d_x, &d_kernel));
         }
         let cols = im2col(p, x);
         let mut d_kernel = vec![0f32; o * ckk];
@@ -673,8 +675,8 @@ impl CustomOp3 for ConvTransposeGrad {
         let d_y = values(s3, l3, self.name())?;
         let (c, okk, r) = (l2.dims()[0], p.row_len(), p.rows());
         if p.shifted(c) {
-            let (d_x, d_kernel) = shifted_backward(p, (d_y, x), kernel, c, false);
-            return Ok(pack(self.1.then_some(d_x), &d_kernel));
+            let (d_x, d_kernel) = shifted_backward(p, (d_y, x), kernel, c, (self.1, false));
+            return Ok(pack(d_x, &d_kernel));
         }
         let plane = p.oh * p.ow;
         let rows = swap_channels(x, c, plane, true);
@@ -728,6 +730,14 @@ fn gradients<Op: CustomOp3 + Send + Sync + 'static>(
     let input = x.track_op();
     let packed = x.apply_op3(kernel, &grad.contiguous()?, grad_op(input))?;
     let n = if input { x.elem_count() } else { 0 };
+    if packed.elem_count() != n + kernel.elem_count() {
+        candle_core::bail!(
+            "convolution gradient: {} values packed, expected {} (input) + {} (kernel)",
+            packed.elem_count(),
+            n,
+            kernel.elem_count()
+        );
+    }
     let d_x = match input {
         true => Some(packed.narrow(0, 0, n)?.reshape(x.shape())?),
         false => None,
@@ -791,6 +801,7 @@ impl Module for Conv2d {
                 None => Ok(conv),
             };
         }
+        // Otherwise one row per channel, (o, n·oh·ow).
         let by_channel = conv;
         let bias = match self.candle.bias() {
             Some(bias) => bias.clone(),

@@ -205,23 +205,40 @@ fn for_parts(out: &mut [f32], part_len: usize, f: impl Fn(usize, &mut [f32]) + S
     }
 }
 
-/// Runs `f(first, part)` on parts of `out`, which holds `n` images: one part of whole images
-/// per rayon thread when large, else one part; `first` is the part's first image. Returns
-/// each part's result, in order.
+/// Runs `f(images, part)` on ranges of `n` images: one range per rayon thread when `work`
+/// values are worth splitting, else one. `part` is the range's share of `out`, which holds
+/// `n` images, or is empty (and each `part` too) when there is nothing to write. Returns each
+/// range's result, in order.
 fn by_images<R: Send>(
     n: usize,
+    work: usize,
     out: &mut [f32],
-    f: impl Fn(usize, &mut [f32]) -> R + Sync + Send,
+    f: impl Fn(std::ops::Range<usize>, &mut [f32]) -> R + Sync + Send,
 ) -> Vec<R> {
     use rayon::prelude::*;
-    let image_len = out.len() / n.max(1);
-    if !split(out.len()) || n < 2 {
-        return vec![f(0, out)];
+    let threads = if split(work) {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let part_images = n.div_ceil(threads).max(1);
+    let parts = n.div_ceil(part_images).max(1);
+    let ranges = (0..parts).map(|i| i * part_images..((i + 1) * part_images).min(n));
+    let outs: Vec<&mut [f32]> = match out.is_empty() {
+        true => (0..parts).map(|_| Default::default()).collect(),
+        false => out.chunks_mut(part_images * (out.len() / n)).collect(),
+    };
+    if parts == 1 {
+        return ranges
+            .zip(outs)
+            .map(|(images, part)| f(images, part))
+            .collect();
     }
-    let part_images = n.div_ceil(rayon::current_num_threads());
-    out.par_chunks_mut(part_images * image_len)
-        .enumerate()
-        .map(|(i, part)| f(i * part_images, part))
+    let ranges: Vec<_> = ranges.collect();
+    ranges
+        .into_par_iter()
+        .zip(outs)
+        .map(|(images, part)| f(images, part))
         .collect()
 }
 
