@@ -73,9 +73,15 @@ fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     gather_transpose(x, rows, cols, &[])
 }
 
-/// Side of the square tiles the transposes work in: 16 values are one cache line, so each
-/// tile reads and writes whole lines, and its 16 source lines stay in L1 while it is read.
+/// Side of the tiles the transposes work in: 16 values are one cache line, so each tile reads
+/// and writes whole lines, and its 16 source lines stay in L1 while it is read.
 const TILE: usize = 16;
+
+/// Rows of the written matrix per band (a band is one task): with 64 rather than 16, each visit
+/// to one of the many rows on the other side reads or writes 4 lines, not 1, which the
+/// prefetcher follows. That made both transposes 1.3-2.7 times faster on pixel-row layouts
+/// (`(65536, 49)` and `(16384, 196)` matrices).
+const BAND: usize = 64;
 
 /// The transpose of a row-major `(rows, cols)` matrix with its rows in the order `order`:
 /// row `j` of the result is column `order[j]` of `x` (column `j` when `order` is empty).
@@ -83,8 +89,8 @@ const TILE: usize = 16;
 fn gather_transpose(x: &[f32], rows: usize, cols: usize, order: &[usize]) -> Vec<f32> {
     let out_rows = if order.is_empty() { cols } else { order.len() };
     let mut out = vec![0f32; out_rows * rows];
-    for_parts(&mut out, TILE * rows, |band, out| {
-        let first = band * TILE;
+    for_parts(&mut out, BAND * rows, |band, out| {
+        let first = band * BAND;
         for i0 in (0..rows).step_by(TILE) {
             let i_end = (i0 + TILE).min(rows);
             for (j, out_row) in out.chunks_mut(rows).enumerate() {
@@ -104,9 +110,9 @@ fn gather_transpose(x: &[f32], rows: usize, cols: usize, order: &[usize]) -> Vec
 fn scatter_transpose(t: &[f32], rows: usize, cols: usize, order: &[usize], out: &mut [f32]) {
     let t_rows = if order.is_empty() { cols } else { order.len() };
     assert_eq!(out.len(), rows * cols, "scatter_transpose: output size");
-    for_parts(out, TILE * cols, |band, out| {
-        let first = band * TILE;
-        let i_end = (first + TILE).min(rows);
+    for_parts(out, BAND * cols, |band, out| {
+        let first = band * BAND;
+        let i_end = (first + BAND).min(rows);
         for j0 in (0..t_rows).step_by(TILE) {
             for j in j0..(j0 + TILE).min(t_rows) {
                 let col = order.get(j).copied().unwrap_or(j);
