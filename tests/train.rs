@@ -6,7 +6,7 @@ use candle_core::{Device, Tensor};
 use gan_lib::checkpoint::{self, CheckpointError, TensorFile};
 use gan_lib::config::{ConfigError, TrainConfig, PRESETS};
 use gan_lib::data::{Mnist, Split};
-use gan_lib::models::{count_params, Generator, Pass};
+use gan_lib::models::{bce_with_logits, count_params, Discriminator, Generator, Pass};
 use gan_lib::rng;
 use gan_lib::train::{Gan, TrainError, Trainer};
 
@@ -95,6 +95,87 @@ fn every_preset_builds_with_the_source_parameter_counts() {
         assert_eq!(
             TrainConfig::from_toml(&config.to_toml(), name).unwrap(),
             config
+        );
+    }
+}
+
+/// G's step runs D frozen: G's gradients are D's, and D's weights get none, but the frozen D
+/// reads the live weights and updates the shared BatchNorm statistics.
+#[test]
+fn frozen_discriminator_gives_g_the_same_gradients_and_d_none() {
+    // An MLP, a DCGAN with BatchNorm in D, and one with a dense head (every D layer kind).
+    for preset in ["quick-mlp", "dcgan-course", "dcgan-tf"] {
+        let config = TrainConfig::preset(preset).unwrap();
+        let gan = Gan::new(&config, &Device::Cpu, &mut rng::seeded(1)).unwrap();
+        let frozen = Discriminator::frozen(&config.model, &gan.d_vars, &Device::Cpu).unwrap();
+        let z = gan.noise(6, &mut rng::seeded(2)).unwrap();
+        let fake = gan
+            .generator
+            .forward_pass(&z, &mut Pass::train(&mut rng::seeded(3)))
+            .unwrap();
+        let logits = |d: &Discriminator| {
+            // The same dropout masks for both.
+            d.forward_pass(&fake, &mut Pass::train(&mut rng::seeded(4)))
+                .unwrap()
+        };
+        let running = |name: &str| {
+            let vars = gan.d_vars.data().lock().unwrap();
+            vars.get(name)
+                .map(|v| v.as_tensor().to_vec1::<f32>().unwrap())
+        };
+        let stat = "layers.0.norm.running_mean";
+        let before = running(stat);
+        let (live, cold) = (logits(&gan.discriminator), logits(&frozen));
+        assert_eq!(
+            live.to_vec1::<f32>().unwrap(),
+            cold.to_vec1::<f32>().unwrap(),
+            "{preset}"
+        );
+        if preset == "dcgan-course" {
+            // Two passes in training mode, both on the shared statistics.
+            let after = running(stat).unwrap();
+            let once = {
+                let g = Gan::new(&config, &Device::Cpu, &mut rng::seeded(1)).unwrap();
+                g.discriminator
+                    .forward_pass(&fake.detach(), &mut Pass::train(&mut rng::seeded(4)))
+                    .unwrap();
+                let vars = g.d_vars.data().lock().unwrap();
+                vars[stat].as_tensor().to_vec1::<f32>().unwrap()
+            };
+            assert_ne!(before.unwrap(), once, "{preset}: the statistics moved");
+            assert_ne!(after, once, "{preset}: the frozen pass updated them too");
+        }
+        let g_live = bce_with_logits(&live, 1.0).unwrap().backward().unwrap();
+        let g_cold = bce_with_logits(&cold, 1.0).unwrap().backward().unwrap();
+        let trainable = |vars: &candle_nn::VarMap| -> Vec<candle_core::Var> {
+            let vars = vars.data().lock().unwrap();
+            let names = vars.keys().filter(|n| !n.contains("running_"));
+            names.map(|n| vars[n].clone()).collect()
+        };
+        for var in trainable(&gan.g_vars) {
+            let (a, b) = (g_live.get(&var), g_cold.get(&var));
+            let (a, b) = (
+                a.expect("G gradient"),
+                b.expect("G gradient through frozen D"),
+            );
+            let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+            let diff = diff.max(0).unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff <= 1e-6, "{preset}: G gradient differs by {diff}");
+        }
+        for var in gan.d_vars.all_vars() {
+            assert!(g_cold.get(&var).is_none(), "{preset}: D got a gradient");
+        }
+        assert!(trainable(&gan.d_vars)
+            .iter()
+            .all(|v| g_live.get(v).is_some()));
+        // The frozen D reads the weights as they are now, after an in-place update.
+        for var in gan.d_vars.all_vars() {
+            var.set(&(var.as_tensor() * 0.5).unwrap()).unwrap();
+        }
+        assert_eq!(
+            logits(&gan.discriminator).to_vec1::<f32>().unwrap(),
+            logits(&frozen).to_vec1::<f32>().unwrap(),
+            "{preset} after an update"
         );
     }
 }

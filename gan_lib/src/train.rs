@@ -238,6 +238,8 @@ pub struct Trainer {
     pub gan: Gan,
     g_adam: Adam,
     d_adam: Adam,
+    /// D on `gan.d_vars` outside autograd, for G's step (see [`Discriminator::frozen`]).
+    frozen_discriminator: Discriminator,
     data_rng: Rng,
     noise_rng: Rng,
     fixed_noise: Tensor,
@@ -270,6 +272,7 @@ impl Trainer {
         let trainer = Trainer {
             g_adam: Adam::new(&gan.g_vars, config.lr_g, config.betas)?,
             d_adam: Adam::new(&gan.d_vars, config.lr_d, config.betas)?,
+            frozen_discriminator: Discriminator::frozen(&config.model, &gan.d_vars, device)?,
             data_rng: rng::seeded(config.seed.wrapping_add(1)),
             noise_rng: rng::seeded(config.seed.wrapping_add(2)),
             fixed_noise,
@@ -359,8 +362,8 @@ impl Trainer {
                 .generator
                 .forward_pass(&z, &mut Pass::train(&mut self.noise_rng))?
                 .detach();
-            let real_logits = self.discriminate(real)?;
-            let fake_logits = self.discriminate(&fake)?;
+            let real_logits = self.discriminate(real, false)?;
+            let fake_logits = self.discriminate(&fake, false)?;
             let d_loss = (bce_with_logits(&real_logits, real_label)?
                 + bce_with_logits(&fake_logits, fake_label)?)?;
             self.d_adam.step(&d_loss.backward()?)?;
@@ -373,16 +376,17 @@ impl Trainer {
             .gan
             .generator
             .forward_pass(&z, &mut Pass::train(&mut self.noise_rng))?;
-        let g_loss = bce_with_logits(&self.discriminate(&fake)?, 1.0)?;
-        // The gradients reach D's variables too; only G's optimiser applies them.
+        // Through the frozen D: the gradients flow through it to G, not into D's weights.
+        let g_loss = bce_with_logits(&self.discriminate(&fake, true)?, 1.0)?;
         self.g_adam.step(&g_loss.backward()?)?;
         stats.g_loss = self.finite("G loss", g_loss.to_scalar::<f32>()?)?;
         self.step += 1;
         Ok(stats)
     }
 
-    /// D's logits for `images`, with instance noise when configured.
-    fn discriminate(&mut self, images: &Tensor) -> Result<Tensor, TrainError> {
+    /// D's logits for `images`, with instance noise when configured; through the frozen D
+    /// when `frozen`.
+    fn discriminate(&mut self, images: &Tensor, frozen: bool) -> Result<Tensor, TrainError> {
         let sigma = self.gan.config.instance_noise;
         let images = if sigma > 0.0 {
             (images
@@ -396,10 +400,11 @@ impl Trainer {
         } else {
             images.clone()
         };
-        Ok(self
-            .gan
-            .discriminator
-            .forward_pass(&images, &mut Pass::train(&mut self.noise_rng))?)
+        let discriminator = match frozen {
+            true => &self.frozen_discriminator,
+            false => &self.gan.discriminator,
+        };
+        Ok(discriminator.forward_pass(&images, &mut Pass::train(&mut self.noise_rng))?)
     }
 
     fn finite(&self, what: &'static str, value: f32) -> Result<f32, TrainError> {

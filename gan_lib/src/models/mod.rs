@@ -361,6 +361,31 @@ impl Discriminator {
         })
     }
 
+    /// The discriminator `config` describes, on the variables `vars` read as constants: the
+    /// same weights, which the optimiser's in-place updates reach, but outside autograd, so
+    /// that a backward pass through it computes no gradient for them. Running BatchNorm
+    /// statistics stay variables, updated by passes in training mode as in `new`'s.
+    ///
+    /// G's training step runs through it: its loss only updates G, and PyTorch's loop
+    /// computes D's weight gradients there and throws them away.
+    pub fn frozen(config: &ModelConfig, vars: &VarMap, device: &Device) -> Result<Discriminator> {
+        let tensors = vars
+            .data()
+            .lock()
+            .expect("varmap lock")
+            .iter()
+            .map(|(name, var)| {
+                let tensor = match name.contains("running_") {
+                    true => var.as_tensor().clone(),
+                    false => var.as_tensor().detach(),
+                };
+                (name.clone(), tensor)
+            })
+            .collect();
+        let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, device);
+        Discriminator::new(config, vb)
+    }
+
     /// Maps `(b, 1, 28, 28)` images to `(b,)` logits (real > 0 > fake).
     pub fn forward_pass(&self, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let logits = match self {

@@ -246,49 +246,63 @@ fn shifted_forward(
 }
 
 /// A shifted convolution's backward pass: from source-side images `(n, c, h, w)` and
-/// patch-grid images `(n, o, oh, ow)`, one of them a gradient, the kernel's gradient and,
-/// when `input_grad`, the input's: with `to_source` the source side's (of a convolution),
-/// else the patch grid's (of a transposed convolution). Returns `(input gradient, kernel
-/// gradient)`.
+/// patch-grid images `(n, o, oh, ow)`, one of them a gradient, the gradients `wanted`: the
+/// input's (with `to_source` the source side's, of a convolution, else the patch grid's, of a
+/// transposed convolution) and the kernel's. Returns `(input gradient, kernel gradient)`.
 fn shifted_backward(
     p: &Patches,
     (source, grid): (&[f32], &[f32]),
     kernel: &[f32],
     o: usize,
-    (input_grad, to_source): (bool, bool),
-) -> (Option<Vec<f32>>, Vec<f32>) {
+    (wanted, to_source): (Wanted, bool),
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (kk, shifts, order) = (p.k * p.k, p.shifts(), p.source_order());
     let taps = kernel_taps(kernel, kk);
     let (source_len, grid_len) = (p.image_len(), o * p.oh * p.ow);
     let d_len = if to_source { source_len } else { grid_len };
-    let mut d_input = vec![0f32; if input_grad { p.n * d_len } else { 0 }];
+    let mut d_input = vec![0f32; if wanted.input { p.n * d_len } else { 0 }];
     let d_taps = by_images(p.n, source.len(), &mut d_input, |images, d_input| {
         let part = Patches {
             n: images.len(),
             ..*p
         };
         let (n, first, end) = (part.n, images.start, images.end);
-        let source_rows = pixel_rows(
-            &source[first * source_len..end * source_len],
-            n * p.c,
-            &order,
-        );
-        let grid_rows = pixel_rows(&grid[first * grid_len..end * grid_len], n * o, &[]);
-        if input_grad && to_source {
-            let d_rows = shifted_conv_adjoint(&part, &shifts, &grid_rows, &taps, o);
+        // The input gradient reads one side, the kernel's both.
+        let source_rows = (wanted.kernel || !to_source).then(|| {
+            pixel_rows(
+                &source[first * source_len..end * source_len],
+                n * p.c,
+                &order,
+            )
+        });
+        let grid_rows = (wanted.kernel || to_source)
+            .then(|| pixel_rows(&grid[first * grid_len..end * grid_len], n * o, &[]));
+        if wanted.input && to_source {
+            let grid_rows = grid_rows.as_deref().unwrap_or_default();
+            let d_rows = shifted_conv_adjoint(&part, &shifts, grid_rows, &taps, o);
             images_into(&d_rows, n * p.c, &order, d_input);
-        } else if input_grad {
-            let d_rows = shifted_conv(&part, &shifts, &source_rows, &taps, o);
+        } else if wanted.input {
+            let source_rows = source_rows.as_deref().unwrap_or_default();
+            let d_rows = shifted_conv(&part, &shifts, source_rows, &taps, o);
             images_into(&d_rows, n * o, &[], d_input);
         }
-        shifted_taps_grad(&part, &shifts, &source_rows, &grid_rows, o)
+        match (source_rows, grid_rows) {
+            (Some(source_rows), Some(grid_rows)) if wanted.kernel => Some(shifted_taps_grad(
+                &part,
+                &shifts,
+                &source_rows,
+                &grid_rows,
+                o,
+            )),
+            _ => None,
+        }
     });
-    let d_taps = d_taps.into_iter().reduce(|mut sum, part| {
+    let d_taps = d_taps.into_iter().flatten().reduce(|mut sum, part| {
         sum.iter_mut().zip(part).for_each(|(s, v)| *s += v);
         sum
     });
-    let d_kernel = taps_kernel(&d_taps.unwrap_or_default(), kk);
-    (input_grad.then_some(d_input), d_kernel)
+    let d_kernel = d_taps.map(|d_taps| taps_kernel(&d_taps, kk));
+    (wanted.input.then_some(d_input), d_kernel)
 }
 
 /// A convolution on pixel rows: images `(h·w, n, c)` and taps `(k·k, o, c)` →
@@ -471,12 +485,16 @@ impl CustomOp2 for AddChannelBias {
     fn bwd(
         &self,
         _x: &Tensor,
-        _bias: &Tensor,
+        bias: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        Ok((Some(grad.clone()), Some(grad.apply_op1(ChannelSum)?)))
+        let d_bias = match bias.track_op() {
+            true => Some(grad.apply_op1(ChannelSum)?),
+            false => None,
+        };
+        Ok((Some(grad), d_bias))
     }
 }
 
@@ -545,13 +563,13 @@ impl CustomOp2 for ConvOp {
         _z: &Tensor,
         d_z: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        gradients(x, kernel, d_z, |input| ConvGrad(self.0, input))
+        gradients(x, kernel, d_z, |wanted| ConvGrad(self.0, wanted))
     }
 }
 
-/// `(x, kernel, dz)` → `[dx, dkernel]` of [`ConvOp`], packed (a custom op has one output);
-/// only `dkernel` when the second field is false (`x` needs no gradient).
-struct ConvGrad(Patches, bool);
+/// `(x, kernel, dz)` → `[dx, dkernel]` of [`ConvOp`], packed (a custom op has one output),
+/// each only when [`Wanted`].
+struct ConvGrad(Patches, Wanted);
 
 impl CustomOp3 for ConvGrad {
     fn name(&self) -> &'static str {
@@ -571,24 +589,27 @@ impl CustomOp3 for ConvGrad {
         let (x, kernel) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
         let d_z = values(s3, l3, self.name())?;
         let (o, r, ckk) = (l2.dims()[0], p.rows(), p.row_len());
+        let wanted = self.1;
         if p.shifted(o) {
-            let (d_x, d_kernel) = shifted_backward(p, (x, d_z), kernel, o, (self.1, true));
-            return Ok(pack(d_x, &d_kernel));
+            let (d_x, d_kernel) = shifted_backward(p, (x, d_z), kernel, o, (wanted, true));
+            return Ok(pack(d_x, d_kernel));
         }
-        let cols = im2col(p, x);
-        let mut d_kernel = vec![0f32; o * ckk];
-        matmul(
-            o,
-            ckk,
-            r,
-            Mat::rows(d_z, r),
-            Mat::rows(&cols, ckk),
-            &mut d_kernel,
-        );
-        if !self.1 {
-            return Ok(pack(None, &d_kernel));
+        let d_kernel = wanted.kernel.then(|| {
+            let mut d_kernel = vec![0f32; o * ckk];
+            matmul(
+                o,
+                ckk,
+                r,
+                Mat::rows(d_z, r),
+                Mat::rows(&im2col(p, x), ckk),
+                &mut d_kernel,
+            );
+            d_kernel
+        });
+        if !wanted.input {
+            return Ok(pack(None, d_kernel));
         }
-        let mut d_cols = cols;
+        let mut d_cols = vec![0f32; r * ckk];
         matmul(
             r,
             ckk,
@@ -597,7 +618,7 @@ impl CustomOp3 for ConvGrad {
             Mat::rows(kernel, ckk),
             &mut d_cols,
         );
-        Ok(pack(Some(col2im(p, &d_cols)), &d_kernel))
+        Ok(pack(Some(col2im(p, &d_cols)), d_kernel))
     }
 }
 
@@ -648,13 +669,13 @@ impl CustomOp2 for ConvTransposeOp {
         _y: &Tensor,
         d_y: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        gradients(x, kernel, d_y, |input| ConvTransposeGrad(self.0, input))
+        gradients(x, kernel, d_y, |wanted| ConvTransposeGrad(self.0, wanted))
     }
 }
 
-/// `(x, kernel, dy)` → `[dx, dkernel]` of [`ConvTransposeOp`], packed; only `dkernel` when
-/// the second field is false.
-struct ConvTransposeGrad(Patches, bool);
+/// `(x, kernel, dy)` → `[dx, dkernel]` of [`ConvTransposeOp`], packed, each only when
+/// [`Wanted`].
+struct ConvTransposeGrad(Patches, Wanted);
 
 impl CustomOp3 for ConvTransposeGrad {
     fn name(&self) -> &'static str {
@@ -674,26 +695,29 @@ impl CustomOp3 for ConvTransposeGrad {
         let (x, kernel) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
         let d_y = values(s3, l3, self.name())?;
         let (c, okk, r) = (l2.dims()[0], p.row_len(), p.rows());
+        let wanted = self.1;
         if p.shifted(c) {
-            let (d_x, d_kernel) = shifted_backward(p, (d_y, x), kernel, c, (self.1, false));
-            return Ok(pack(d_x, &d_kernel));
+            let (d_x, d_kernel) = shifted_backward(p, (d_y, x), kernel, c, (wanted, false));
+            return Ok(pack(d_x, d_kernel));
         }
         let plane = p.oh * p.ow;
-        let rows = swap_channels(x, c, plane, true);
         let d_cols = im2col(p, d_y);
-        let mut d_kernel = vec![0f32; c * okk];
-        matmul(
-            c,
-            okk,
-            r,
-            Mat::transposed(&rows, c),
-            Mat::rows(&d_cols, okk),
-            &mut d_kernel,
-        );
-        if !self.1 {
-            return Ok(pack(None, &d_kernel));
+        let d_kernel = wanted.kernel.then(|| {
+            let mut d_kernel = vec![0f32; c * okk];
+            matmul(
+                c,
+                okk,
+                r,
+                Mat::transposed(&swap_channels(x, c, plane, true), c),
+                Mat::rows(&d_cols, okk),
+                &mut d_kernel,
+            );
+            d_kernel
+        });
+        if !wanted.input {
+            return Ok(pack(None, d_kernel));
         }
-        let mut d_rows = rows;
+        let mut d_rows = vec![0f32; r * c];
         matmul(
             r,
             c,
@@ -704,48 +728,67 @@ impl CustomOp3 for ConvTransposeGrad {
         );
         Ok(pack(
             Some(swap_channels(&d_rows, c, plane, false)),
-            &d_kernel,
+            d_kernel,
         ))
     }
 }
 
-/// `[dx, dkernel]` (or `dkernel` alone) as one output, the way a gradient op returns both.
-fn pack(d_x: Option<Vec<f32>>, d_kernel: &[f32]) -> (CpuStorage, Shape) {
+/// Which gradients a convolution's backward pass computes. candle tracks neither a batch of
+/// images or noise (no input gradient; in a discriminator's first layer that product is as
+/// large as the layer's forward pass) nor the kernel of a frozen layer (see
+/// [`crate::models::Discriminator::frozen`]).
+#[derive(Clone, Copy, Debug)]
+struct Wanted {
+    input: bool,
+    kernel: bool,
+}
+
+/// `[dx, dkernel]`, either left out when `None`, as one output, the way a gradient op
+/// returns both.
+fn pack(d_x: Option<Vec<f32>>, d_kernel: Option<Vec<f32>>) -> (CpuStorage, Shape) {
     let mut packed = d_x.unwrap_or_default();
-    packed.extend_from_slice(d_kernel);
+    packed.extend(d_kernel.unwrap_or_default());
     let len = packed.len();
     (CpuStorage::F32(packed), len.into())
 }
 
-/// Runs the gradient op `grad_op(input)` on `(x, kernel, grad)` and splits its packed
-/// `[dx, dkernel]` into gradients shaped as `x` and `kernel`. `input` is false when `x`
-/// needs no gradient (a batch of images, noise): then the op skips `dx` (in a
-/// discriminator's first layer, a product as large as the layer's forward pass).
+/// Runs the gradient op `grad_op(wanted)` on `(x, kernel, grad)` for the gradients candle
+/// tracks, and splits its packed `[dx, dkernel]` into gradients shaped as `x` and `kernel`.
 fn gradients<Op: CustomOp3 + Send + Sync + 'static>(
     x: &Tensor,
     kernel: &Tensor,
     grad: &Tensor,
-    grad_op: impl FnOnce(bool) -> Op,
+    grad_op: impl FnOnce(Wanted) -> Op,
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-    let input = x.track_op();
-    let packed = x.apply_op3(kernel, &grad.contiguous()?, grad_op(input))?;
-    let n = if input { x.elem_count() } else { 0 };
-    if packed.elem_count() != n + kernel.elem_count() {
+    let wanted = Wanted {
+        input: x.track_op(),
+        kernel: kernel.track_op(),
+    };
+    if !wanted.input && !wanted.kernel {
+        return Ok((None, None));
+    }
+    let packed = x.apply_op3(kernel, &grad.contiguous()?, grad_op(wanted))?;
+    let n_x = if wanted.input { x.elem_count() } else { 0 };
+    let n_kernel = if wanted.kernel {
+        kernel.elem_count()
+    } else {
+        0
+    };
+    if packed.elem_count() != n_x + n_kernel {
         candle_core::bail!(
-            "convolution gradient: {} values packed, expected {} (input) + {} (kernel)",
+            "convolution gradient: {} values packed, expected {n_x} (input) + {n_kernel} (kernel)",
             packed.elem_count(),
-            n,
-            kernel.elem_count()
         );
     }
-    let d_x = match input {
-        true => Some(packed.narrow(0, 0, n)?.reshape(x.shape())?),
+    let d_x = match wanted.input {
+        true => Some(packed.narrow(0, 0, n_x)?.reshape(x.shape())?),
         false => None,
     };
-    let d_kernel = packed
-        .narrow(0, n, kernel.elem_count())?
-        .reshape(kernel.shape())?;
-    Ok((d_x, Some(d_kernel)))
+    let d_kernel = match wanted.kernel {
+        true => Some(packed.narrow(0, n_x, n_kernel)?.reshape(kernel.shape())?),
+        false => None,
+    };
+    Ok((d_x, d_kernel))
 }
 
 /// A 2-D convolution, `(n, c, h, w)` → `(n, o, oh, ow)`, weight `(o, c, k, k)` as PyTorch's
@@ -847,15 +890,16 @@ impl CustomOp2 for ImagesFirst {
     fn bwd(
         &self,
         _rows: &Tensor,
-        _bias: &Tensor,
+        bias: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        Ok((
-            Some(grad.apply_op1(ChannelsFirst)?),
-            Some(grad.apply_op1(ChannelSum)?),
-        ))
+        let d_bias = match bias.track_op() {
+            true => Some(grad.apply_op1(ChannelSum)?),
+            false => None,
+        };
+        Ok((Some(grad.apply_op1(ChannelsFirst)?), d_bias))
     }
 }
 
@@ -1040,6 +1084,67 @@ mod tests {
                     var.dims()
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// A frozen layer (kernel and bias outside autograd) gives its input the same gradient
+    /// and computes none for its kernel, on both paths of both layers.
+    #[test]
+    fn frozen_kernel_gets_no_gradient() -> Result<()> {
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        let frozen = |t: &Tensor| t.detach();
+        // (layer, the same layer frozen, input channels): im2col and shifted paths.
+        type Pair = (Box<dyn Module>, Box<dyn Module>, Tensor, usize);
+        let mut layers: Vec<Pair> = Vec::new();
+        for (i, (c, o)) in [(1, 4), (16, 16)].into_iter().enumerate() {
+            let conv = Conv2d::new(c, o, 5, 2, 2, vb.pp(format!("conv{i}")))?;
+            let copy = Conv2d {
+                candle: candle_nn::Conv2d::new(
+                    frozen(conv.weight()),
+                    conv.candle.bias().map(frozen),
+                    *conv.candle.config(),
+                ),
+                ..conv.clone()
+            };
+            let kernel = copy.weight().clone();
+            layers.push((Box::new(conv), Box::new(copy), kernel, c));
+        }
+        for (i, (c, o)) in [(16, 1), (16, 16)].into_iter().enumerate() {
+            let conv = ConvTranspose2d::new(c, o, 5, (2, 2, 1), true, vb.pp(format!("t{i}")))?;
+            let copy = ConvTranspose2d {
+                candle: candle_nn::ConvTranspose2d::new(
+                    frozen(conv.weight()),
+                    conv.candle.bias().map(frozen),
+                    *conv.candle.config(),
+                ),
+                ..conv.clone()
+            };
+            let kernel = copy.weight().clone();
+            layers.push((Box::new(conv), Box::new(copy), kernel, c));
+        }
+        for (layer, frozen_layer, frozen_kernel, c) in layers {
+            let x = Var::from_tensor(&random(&[3, c, 7, 7], 5)?)?;
+            let y = layer.forward(&x)?;
+            let probe = random(y.dims(), 6)?;
+            let g = (y * &probe)?.sum_all()?.backward()?;
+            let g_frozen = (frozen_layer.forward(&x)? * &probe)?
+                .sum_all()?
+                .backward()?;
+            let (d_x, d_x_frozen) = (g.get(&x).unwrap(), g_frozen.get(&x).unwrap());
+            assert!(max_diff(d_x, d_x_frozen) < 1e-6, "{c} input channels");
+            assert!(g_frozen.get(&frozen_kernel).is_none());
+        }
+        // The op itself returns no kernel gradient (candle would store one for the
+        // untracked kernel, where the test above cannot see it).
+        for (c, o) in [(1, 4), (16, 16)] {
+            let x = Var::from_tensor(&random(&[3, c, 7, 7], 5)?)?;
+            let kernel = random(&[o, c * 25], 7)?;
+            let p = Patches::new(x.dims4()?, 5, 2, 2);
+            let z = x.apply_op2(&kernel, ConvOp(p))?;
+            let (d_x, d_kernel) = gradients(&x, &kernel, &z, |wanted| ConvGrad(p, wanted))?;
+            assert!(d_x.is_some() && d_kernel.is_none(), "{c} input channels");
         }
         Ok(())
     }

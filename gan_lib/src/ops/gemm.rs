@@ -162,21 +162,26 @@ impl CustomOp2 for Project {
         d_z: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let d_z = d_z.contiguous()?;
-        // dW = dz·x; dx = (Wᵀ·dz)ᵀ: computed transposed, the batch on the kernel's rows. No
-        // dx for inputs that need none (a batch of images, noise).
-        let d_w = d_z.apply_op2(
-            x,
-            Product {
-                a_transposed: false,
-            },
-        )?;
-        if !x.track_op() {
-            return Ok((Some(d_w), None));
-        }
-        let d_x = w
-            .apply_op2(&d_z, Product { a_transposed: true })?
-            .apply_op1(Transpose)?;
-        Ok((Some(d_w), Some(d_x)))
+        // dW = dz·x; dx = (Wᵀ·dz)ᵀ: computed transposed, the batch on the kernel's rows. Each
+        // only where candle tracks it: no dx for a batch of images or noise, no dW for a
+        // frozen layer's weight.
+        let d_w = match w.track_op() {
+            true => Some(d_z.apply_op2(
+                x,
+                Product {
+                    a_transposed: false,
+                },
+            )?),
+            false => None,
+        };
+        let d_x = match x.track_op() {
+            true => Some(
+                w.apply_op2(&d_z, Product { a_transposed: true })?
+                    .apply_op1(Transpose)?,
+            ),
+            false => None,
+        };
+        Ok((d_w, d_x))
     }
 }
 

@@ -75,14 +75,17 @@ impl CustomOp2 for TransposeAddBias {
     fn bwd(
         &self,
         _x: &Tensor,
-        _bias: &Tensor,
+        bias: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let d_x = grad.apply_op1(Transpose)?;
-        let d_bias = grad.apply_op1(ColumnSums)?;
-        Ok((Some(d_x), Some(d_bias)))
+        let d_bias = match bias.track_op() {
+            true => Some(grad.apply_op1(ColumnSums)?),
+            false => None,
+        };
+        Ok((Some(d_x), d_bias))
     }
 }
 
@@ -143,6 +146,24 @@ mod tests {
                 d < 1e-6,
                 "weight gradient without an input gradient differs by {d}"
             );
+            // A frozen layer (weights outside autograd) gives its input the same gradient,
+            // and computes none for its weights.
+            let frozen = Linear {
+                candle: candle_nn::Linear::new(
+                    weight.detach(),
+                    ours.candle.bias().map(|b| b.detach()),
+                ),
+            };
+            let g_frozen = (frozen.forward(&x)? * &probe)?.sum_all()?.backward()?;
+            let d = diff(g_frozen.get(&x).unwrap(), g_ours.get(&x).unwrap())?;
+            assert!(
+                d < 1e-6,
+                "input gradient through a frozen layer differs by {d}"
+            );
+            assert!(g_frozen.get(frozen.weight()).is_none());
+            if let Some(bias) = frozen.candle.bias() {
+                assert!(g_frozen.get(bias).is_none());
+            }
         }
         Ok(())
     }
