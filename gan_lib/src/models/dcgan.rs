@@ -180,8 +180,8 @@ impl Discriminator {
         for (i, block) in self.layers.iter().enumerate() {
             x = block.forward(&x, pass)?;
             if self.out.is_some() || i != last {
-                x = self.config.d_activation.forward(&x)?;
-                x = pass.dropout(&x, self.config.d_dropout)?;
+                let (activation, p) = (self.config.d_activation, self.config.d_dropout);
+                x = pass.activation_dropout(&x, activation, p)?;
             }
             x = pass.layer(&format!("layers.{i}"), block.params, x)?;
         }

@@ -116,11 +116,9 @@ impl Discriminator {
     pub fn forward_pass(&self, images: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let mut x = images.flatten_from(1)?;
         for (i, block) in self.hidden.iter().enumerate() {
-            x = self
-                .config
-                .d_activation
-                .forward(&block.forward(&x, pass)?)?;
-            x = pass.dropout(&x, self.config.d_dropout)?;
+            let (activation, p) = (self.config.d_activation, self.config.d_dropout);
+            let z = block.forward(&x, pass)?;
+            x = pass.activation_dropout(&z, activation, p)?;
             x = pass.layer(&format!("hidden.{i}"), block.params, x)?;
         }
         let x = self.out.forward(&x)?;

@@ -79,6 +79,23 @@ impl<'a> Pass<'a> {
             _ => Ok(x.clone()),
         }
     }
+
+    /// `activation(x)`, then dropout with probability `p` in training: one op each way.
+    /// The same values and random draws as `activation.forward(x)` then [`Pass::dropout`].
+    pub fn activation_dropout(
+        &mut self,
+        x: &Tensor,
+        activation: Activation,
+        p: f32,
+    ) -> Result<Tensor> {
+        match (&mut self.rng, self.train && p > 0.0) {
+            (Some(rng), true) => {
+                let mask = rng::dropout_mask(rng, x.shape(), p, x.device())?;
+                crate::ops::pointwise::leaky_relu_mask(x, activation.slope(), &mask)
+            }
+            _ => activation.forward(x),
+        }
+    }
 }
 
 /// One row of a model summary.
@@ -152,12 +169,19 @@ pub enum Activation {
     LeakyRelu(f64),
 }
 
+impl Activation {
+    /// The slope for negative inputs: 0 for ReLU.
+    pub fn slope(self) -> f64 {
+        match self {
+            Activation::Relu => 0.0,
+            Activation::LeakyRelu(slope) => slope,
+        }
+    }
+}
+
 impl Module for Activation {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match *self {
-            Activation::Relu => crate::ops::pointwise::leaky_relu(x, 0.0),
-            Activation::LeakyRelu(slope) => crate::ops::pointwise::leaky_relu(x, slope),
-        }
+        crate::ops::pointwise::leaky_relu(x, self.slope())
     }
 }
 

@@ -195,6 +195,19 @@ fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     out
 }
 
+/// `out[i] = f(a[i], b[i], c[i])`, on rayon's threads when large.
+fn map3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; a.len()];
+    for_parts(&mut out, CHUNK, |part, out| {
+        let at = part * CHUNK;
+        let inputs = a[at..].iter().zip(&b[at..]).zip(&c[at..]);
+        for (o, ((&x, &y), &z)) in out.iter_mut().zip(inputs) {
+            *o = f(x, y, z);
+        }
+    });
+    out
+}
+
 /// Calls `f(i, part)` for the consecutive `part_len`-value parts of `out` (images, planes),
 /// on rayon's threads when `out` is large.
 fn for_parts(out: &mut [f32], part_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {

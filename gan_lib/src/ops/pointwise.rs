@@ -1,9 +1,9 @@
-//! Activations in one pass each way: (leaky) ReLU and tanh; and the multiply by a constant mask
-//! that dropout needs.
+//! Activations in one pass each way: (leaky) ReLU and tanh; the multiply by a constant mask
+//! that dropout needs; and both at once.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::{fused, map1, map2, values};
+use super::{fused, map1, map2, map3, values};
 
 /// max(slope·x, x) for 0 ≤ slope < 1 (slope 0 is ReLU).
 pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
@@ -33,6 +33,18 @@ pub fn mul_mask(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op2(&mask.contiguous()?, MulMask)
     } else {
         x * mask.detach()
+    }
+}
+
+/// `leaky_relu(x, slope) · mask` for a constant `mask` ≥ 0 (dropout's): an activation and the
+/// dropout after it in one pass each way and one node of candle's graph, not two (each node's
+/// gradient is zero-filled and added into by candle). Same values and gradients as the two.
+pub fn leaky_relu_mask(x: &Tensor, slope: f64, mask: &Tensor) -> Result<Tensor> {
+    if fused(x) && fused(mask) {
+        x.contiguous()?
+            .apply_op2(&mask.contiguous()?, LeakyReluMask(slope as f32))
+    } else {
+        mul_mask(&leaky_relu(x, slope)?, mask)
     }
 }
 
@@ -112,6 +124,84 @@ impl CustomOp2 for LeakyReluGrad {
         let x = values(s1, l1, self.name())?;
         let dy = values(s2, l2, self.name())?;
         let dx = map2(x, dy, |x, g| if x > 0.0 { g } else { g * slope });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// `(x, mask)` → `leaky_relu(x) · mask`; the gradient flows to `x` only.
+struct LeakyReluMask(f32);
+
+impl CustomOp2 for LeakyReluMask {
+    fn name(&self) -> &'static str {
+        "leaky-relu-mask"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let slope = self.0;
+        let x = values(s1, l1, self.name())?;
+        let mask = values(s2, l2, self.name())?;
+        if x.len() != mask.len() {
+            candle_core::bail!(
+                "{}: shapes {:?} and {:?}",
+                self.name(),
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let y = map2(x, mask, |x, m| if x > 0.0 { x * m } else { x * slope * m });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let d_x = x.apply_op3(mask, &grad.contiguous()?, LeakyReluMaskGrad(self.0))?;
+        Ok((Some(d_x), None))
+    }
+}
+
+/// `(x, mask, dy)` → `dy · mask · (1 if x > 0 else slope)`, in the order the two separate ops
+/// multiply, so that the result is the same to the bit.
+struct LeakyReluMaskGrad(f32);
+
+impl CustomOp3 for LeakyReluMaskGrad {
+    fn name(&self) -> &'static str {
+        "leaky-relu-mask-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let slope = self.0;
+        let (x, mask) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
+        let dy = values(s3, l3, self.name())?;
+        if x.len() != mask.len() || x.len() != dy.len() {
+            candle_core::bail!("{}: shapes differ", self.name());
+        }
+        let dx = map3(x, mask, dy, |x, m, g| {
+            let g = g * m;
+            if x > 0.0 {
+                g
+            } else {
+                g * slope
+            }
+        });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -220,6 +310,35 @@ mod tests {
             .to_scalar::<f32>()?;
         assert!(diff < 1e-5, "{diff}");
         Ok(())
+    }
+
+    /// The fused activation and dropout give the two separate ops' values and gradients, to
+    /// the bit, on the single-threaded and the parallel paths.
+    #[test]
+    fn leaky_relu_mask_equals_activation_then_mask() -> Result<()> {
+        crate::ops::two_threads(|| {
+            let mut rng = crate::rng::seeded(5);
+            for len in [7, 100_000] {
+                let x =
+                    Var::from_tensor(&crate::rng::randn(&mut rng, len, 0.0, 1.0, &Device::Cpu)?)?;
+                let w = crate::rng::randn(&mut rng, len, 0.0, 1.0, &Device::Cpu)?;
+                let mask = crate::rng::dropout_mask(&mut rng, len, 0.3, &Device::Cpu)?;
+                for slope in [0.0, 0.2] {
+                    let fused = leaky_relu_mask(&x, slope, &mask)?;
+                    let apart = mul_mask(&leaky_relu(&x, slope)?, &mask)?;
+                    assert_eq!(fused.to_vec1::<f32>()?, apart.to_vec1::<f32>()?);
+                    let g_fused = fused.mul(&w)?.sum_all()?.backward()?;
+                    let g_apart = apart.mul(&w)?.sum_all()?.backward()?;
+                    assert_eq!(
+                        g_fused.get(&x).unwrap().to_vec1::<f32>()?,
+                        g_apart.get(&x).unwrap().to_vec1::<f32>()?,
+                        "{len} values, slope {slope}"
+                    );
+                    assert!(g_fused.get(&mask).is_none());
+                }
+            }
+            Ok(())
+        })
     }
 
     #[test]
