@@ -100,7 +100,7 @@ impl Generator {
         let b = z.dim(0)?;
         let mut x = match (&self.start, self.config.g_start) {
             (Some(block), GeneratorStart::Dense { channels, side }) => {
-                let x = self.config.g_activation.forward(&block.forward(z, pass)?)?;
+                let x = block.forward_activated(z, pass, self.config.g_activation, 0.0)?;
                 let x = pass.layer("start", block.params, x)?;
                 x.reshape((b, channels, side, side))?
             }
@@ -108,11 +108,10 @@ impl Generator {
         };
         let last = self.layers.len() - 1;
         for (i, block) in self.layers.iter().enumerate() {
-            x = block.forward(&x, pass)?;
             x = if i == last {
-                tanh(&x)?
+                tanh(&block.forward(&x, pass)?)?
             } else {
-                self.config.g_activation.forward(&x)?
+                block.forward_activated(&x, pass, self.config.g_activation, 0.0)?
             };
             x = pass.layer(&format!("layers.{i}"), block.params, x)?;
         }
@@ -178,11 +177,12 @@ impl Discriminator {
         let mut x = images.clone();
         let last = self.layers.len() - 1;
         for (i, block) in self.layers.iter().enumerate() {
-            x = block.forward(&x, pass)?;
-            if self.out.is_some() || i != last {
+            x = if self.out.is_some() || i != last {
                 let (activation, p) = (self.config.d_activation, self.config.d_dropout);
-                x = pass.activation_dropout(&x, activation, p)?;
-            }
+                block.forward_activated(&x, pass, activation, p)?
+            } else {
+                block.forward(&x, pass)?
+            };
             x = pass.layer(&format!("layers.{i}"), block.params, x)?;
         }
         match &self.out {

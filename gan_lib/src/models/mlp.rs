@@ -65,10 +65,7 @@ impl Generator {
     pub fn forward_pass(&self, z: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let mut x = z.clone();
         for (i, block) in self.hidden.iter().enumerate() {
-            x = self
-                .config
-                .g_activation
-                .forward(&block.forward(&x, pass)?)?;
+            x = block.forward_activated(&x, pass, self.config.g_activation, 0.0)?;
             x = pass.layer(&format!("hidden.{i}"), block.params, x)?;
         }
         let x = crate::ops::pointwise::tanh(&self.out.forward(&x)?)?;
@@ -117,8 +114,7 @@ impl Discriminator {
         let mut x = images.flatten_from(1)?;
         for (i, block) in self.hidden.iter().enumerate() {
             let (activation, p) = (self.config.d_activation, self.config.d_dropout);
-            let z = block.forward(&x, pass)?;
-            x = pass.activation_dropout(&z, activation, p)?;
+            x = block.forward_activated(&x, pass, activation, p)?;
             x = pass.layer(&format!("hidden.{i}"), block.params, x)?;
         }
         let x = self.out.forward(&x)?;

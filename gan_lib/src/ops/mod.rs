@@ -195,16 +195,28 @@ fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     out
 }
 
+/// One chunk of [`map3`]'s work: its part of the output and of the three inputs.
+type Chunk3<'a> = (&'a mut [f32], (&'a [f32], (&'a [f32], &'a [f32])));
+
 /// `out[i] = f(a[i], b[i], c[i])`, on rayon's threads when large.
 fn map3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32 + Sync) -> Vec<f32> {
+    use rayon::prelude::*;
     let mut out = vec![0f32; a.len()];
-    for_parts(&mut out, CHUNK, |part, out| {
-        let at = part * CHUNK;
-        let inputs = a[at..].iter().zip(&b[at..]).zip(&c[at..]);
-        for (o, ((&x, &y), &z)) in out.iter_mut().zip(inputs) {
+    let kernel = |(out, (a, (b, c))): Chunk3| {
+        for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
             *o = f(x, y, z);
         }
-    });
+    };
+    if !split(a.len()) {
+        kernel((&mut out, (a, (b, c))));
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(
+                a.par_chunks(CHUNK)
+                    .zip(b.par_chunks(CHUNK).zip(c.par_chunks(CHUNK))),
+            )
+            .for_each(kernel);
+    }
     out
 }
 

@@ -36,15 +36,26 @@ impl BatchNorm {
     /// Normalises with the batch's statistics (and updates the running ones) when `train`,
     /// with the running statistics otherwise.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_leaky(x, train, None)
+    }
+
+    /// [`BatchNorm::forward_t`], then, when `slope` is given, a leaky ReLU of that slope (0:
+    /// ReLU). In training both run as one op each way, one node of candle's graph.
+    pub fn forward_leaky(&self, x: &Tensor, train: bool, slope: Option<f64>) -> Result<Tensor> {
         let Some((weight, bias)) = self.candle.weight_and_bias() else {
             candle_core::bail!("batch-norm without weight and bias");
         };
         if !train || !fused(x) {
-            return self.candle.forward_t(x, train);
+            let y = self.candle.forward_t(x, train)?;
+            return match slope {
+                Some(slope) => super::pointwise::leaky_relu(&y, slope),
+                None => Ok(y),
+            };
         }
         let stats = Arc::new(Mutex::new(Stats::default()));
         let op = BatchNormTrain {
             eps: self.eps as f32,
+            slope: slope.map(|s| s as f32),
             stats: stats.clone(),
         };
         let y = x.contiguous()?.apply_op3(weight, bias, op)?;
@@ -77,11 +88,16 @@ struct Stats {
     mean: Vec<f32>,
     /// Biased (divided by the count), as used to normalise.
     variance: Vec<f32>,
+    /// Per channel, the output before the activation is `x·scale + shift`.
+    scale: Vec<f32>,
+    shift: Vec<f32>,
 }
 
-/// (x, γ, β) → γ·(x − mean)/√(var + eps) + β with the batch's mean and variance.
+/// (x, γ, β) → γ·(x − mean)/√(var + eps) + β with the batch's mean and variance, then a
+/// leaky ReLU when `slope` is given.
 struct BatchNormTrain {
     eps: f32,
+    slope: Option<f32>,
     stats: Arc<Mutex<Stats>>,
 }
 
@@ -123,16 +139,26 @@ impl CustomOp3 for BatchNormTrain {
             .map(|ch| gamma[ch] / (variance[ch] + self.eps).sqrt())
             .collect();
         let shift: Vec<f32> = (0..p.c).map(|ch| beta[ch] - mean[ch] * scale[ch]).collect();
+        // Without an activation the slope is 1: y·1 is y, to the bit.
+        let slope = self.slope.unwrap_or(1.0);
         let mut y = vec![0f32; x.len()];
         for_parts(&mut y, p.c * p.plane, |b, image| {
             for (ch, out) in image.chunks_mut(p.plane).enumerate() {
                 let source = plane((b * p.c + ch) * p.plane);
+                let (scale, shift) = (scale[ch], shift[ch]);
                 for (o, &v) in out.iter_mut().zip(source) {
-                    *o = v * scale[ch] + shift[ch];
+                    // Branch-free, so that it vectorises; the leaky ReLU's values exactly.
+                    let y = v * scale + shift;
+                    *o = y.max(0.0) + slope * y.min(0.0);
                 }
             }
         });
-        *self.stats.lock().expect("batch-norm statistics") = Stats { mean, variance };
+        *self.stats.lock().expect("batch-norm statistics") = Stats {
+            mean,
+            variance,
+            scale,
+            shift,
+        };
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -151,6 +177,7 @@ impl CustomOp3 for BatchNormTrain {
             &grad.contiguous()?,
             BatchNormGrad {
                 eps: self.eps,
+                slope: self.slope,
                 stats,
             },
         )?;
@@ -163,9 +190,11 @@ impl CustomOp3 for BatchNormTrain {
     }
 }
 
-/// (x, γ, dy) → [dx, dγ, dβ] packed in one vector (a custom op has one output).
+/// (x, γ, dy) → [dx, dγ, dβ] packed in one vector (a custom op has one output); through the
+/// activation first when `slope` is given.
 struct BatchNormGrad {
     eps: f32,
+    slope: Option<f32>,
     stats: Stats,
 }
 
@@ -188,7 +217,16 @@ impl CustomOp3 for BatchNormGrad {
         let dy = values(s3, l3, self.name())?;
         let p = Planes::of(l1.shape())?;
         let count = (p.n * p.plane) as f32;
-        let mean = &self.stats.mean;
+        let Stats {
+            mean, scale, shift, ..
+        } = &self.stats;
+        // dy through the activation, from the pre-activation value as the forward pass had it
+        // (without an activation the slope is 1, and g·1 is g).
+        let slope = self.slope.unwrap_or(1.0);
+        let d_pre = |(scale, shift): (f32, f32), v: f32, g: f32| {
+            let positive = f32::from(u8::from(v * scale + shift > 0.0));
+            g * (positive + (1.0 - positive) * slope)
+        };
         let inv_std: Vec<f32> = self
             .stats
             .variance
@@ -197,10 +235,12 @@ impl CustomOp3 for BatchNormGrad {
             .collect();
         let sums = p.channel_sums(|ch, at| {
             let (xs, gs) = (&x[at..at + p.plane], &dy[at..at + p.plane]);
+            let (affine, mean) = ((scale[ch], shift[ch]), mean[ch]);
             let mut sums = [0f32; 2];
             for (&v, &g) in xs.iter().zip(gs) {
+                let g = d_pre(affine, v, g);
                 sums[0] += g;
-                sums[1] += g * (v - mean[ch]);
+                sums[1] += g * (v - mean);
             }
             sums
         });
@@ -217,10 +257,14 @@ impl CustomOp3 for BatchNormGrad {
         for_parts(d_x, p.c * p.plane, |b, image| {
             for (ch, out) in image.chunks_mut(p.plane).enumerate() {
                 let at = (b * p.c + ch) * p.plane;
-                let scale = gamma[ch] * inv_std[ch] / count;
+                let affine = (scale[ch], shift[ch]);
+                let (mean, inv_std) = (mean[ch], inv_std[ch]);
+                let (d_beta, d_gamma) = (d_beta[ch], d_gamma[ch]);
+                let scale = gamma[ch] * inv_std / count;
                 for ((o, &v), &g) in out.iter_mut().zip(&x[at..]).zip(&dy[at..]) {
-                    let x_hat = (v - mean[ch]) * inv_std[ch];
-                    *o = scale * (count * g - d_beta[ch] - x_hat * d_gamma[ch]);
+                    let g = d_pre(affine, v, g);
+                    let x_hat = (v - mean) * inv_std;
+                    *o = scale * (count * g - d_beta - x_hat * d_gamma);
                 }
             }
         });
@@ -241,6 +285,38 @@ mod tests {
         (a - b)
             .and_then(|d| d.abs()?.max_all()?.to_scalar::<f32>())
             .unwrap()
+    }
+
+    /// BatchNorm with its activation fused gives the two ops' values and gradients to the bit,
+    /// on the serial and the parallel paths.
+    #[test]
+    fn batch_norm_with_activation_equals_the_two_ops() -> Result<()> {
+        crate::ops::two_threads(|| {
+            for shape in [vec![16, 5], vec![32, 8, 12, 12]] {
+                for slope in [0.0, 0.2] {
+                    let vars = VarMap::new();
+                    let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+                    let norm = BatchNorm::new(shape[1], vb)?;
+                    let mut rng = crate::rng::seeded(4);
+                    let x = &crate::rng::randn(&mut rng, &shape[..], 0.5, 2.0, &Device::Cpu)?;
+                    let x = Var::from_tensor(x)?;
+                    let probe = crate::rng::randn(&mut rng, &shape[..], 0.0, 1.0, &Device::Cpu)?;
+                    let fused = norm.forward_leaky(&x, true, Some(slope))?;
+                    let apart =
+                        crate::ops::pointwise::leaky_relu(&norm.forward_t(&x, true)?, slope)?;
+                    let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+                    assert_eq!(flat(&fused)?, flat(&apart)?, "{shape:?}, slope {slope}");
+                    let g_fused = (fused * &probe)?.sum_all()?.backward()?;
+                    let g_apart = (apart * &probe)?.sum_all()?.backward()?;
+                    let (w, b) = norm.candle.weight_and_bias().unwrap();
+                    for t in [x.as_tensor(), w, b] {
+                        let (a, b) = (g_fused.get(t).unwrap(), g_apart.get(t).unwrap());
+                        assert_eq!(flat(a)?, flat(b)?, "{shape:?}, slope {slope}");
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Output, gradients and running statistics equal candle's BatchNorm, for 2-D and 4-D
