@@ -238,8 +238,6 @@ pub struct Trainer {
     pub gan: Gan,
     g_adam: Adam,
     d_adam: Adam,
-    /// D on `gan.d_vars` outside autograd, for G's step (see [`Discriminator::frozen`]).
-    frozen_discriminator: Discriminator,
     data_rng: Rng,
     noise_rng: Rng,
     fixed_noise: Tensor,
@@ -253,6 +251,30 @@ pub struct Trainer {
     pub paths: RunPaths,
     /// Show progress bars.
     pub progress: bool,
+}
+
+/// Makes this copy of candle number new tensors above every tensor of `long_lived`.
+///
+/// candle numbers tensors from a counter in a `static`, and its backward pass keys gradients by
+/// those numbers. evcxr links a fresh copy of candle, counter included, into every notebook
+/// cell, so each cell counts from 1 again: a training step run in a later cell than the one
+/// that built the model gave its new tensors the numbers of the model's variables, and the
+/// backward pass mixed their gradients up ("shape mismatch in add"). Drawing numbers until they
+/// pass the largest keeps them apart; outside a notebook the counter is past them already, and
+/// this draws one. The number is read from `TensorId`'s `Debug` form: candle has no accessor.
+fn ids_past<'a>(long_lived: impl Iterator<Item = &'a Tensor>) -> candle_core::Result<()> {
+    let last = long_lived.filter_map(tensor_number).max().unwrap_or(0);
+    while tensor_number(&Tensor::zeros((), DType::F32, &Device::Cpu)?).is_some_and(|n| n <= last) {}
+    Ok(())
+}
+
+/// The number in a tensor's `TensorId`, read from its `Debug` form (`TensorId(18)`).
+fn tensor_number(tensor: &Tensor) -> Option<usize> {
+    let id = format!("{:?}", tensor.id());
+    id.strip_prefix("TensorId(")?
+        .strip_suffix(')')?
+        .parse()
+        .ok()
 }
 
 impl Trainer {
@@ -272,7 +294,6 @@ impl Trainer {
         let trainer = Trainer {
             g_adam: Adam::new(&gan.g_vars, config.lr_g, config.betas)?,
             d_adam: Adam::new(&gan.d_vars, config.lr_d, config.betas)?,
-            frozen_discriminator: Discriminator::frozen(&config.model, &gan.d_vars, device)?,
             data_rng: rng::seeded(config.seed.wrapping_add(1)),
             noise_rng: rng::seeded(config.seed.wrapping_add(2)),
             fixed_noise,
@@ -354,6 +375,9 @@ impl Trainer {
             self.gan.config.fake_label,
         );
         let batch = real.dim(0)?;
+        let mut long_lived = self.gan.g_vars.all_vars();
+        long_lived.extend(self.gan.d_vars.all_vars());
+        ids_past(long_lived.iter().map(|v| v.as_tensor()).chain([real]))?;
         let mut stats = StepStats::default();
         for _ in 0..d_steps {
             let z = self.gan.noise(batch, &mut self.noise_rng)?;
@@ -362,8 +386,8 @@ impl Trainer {
                 .generator
                 .forward_pass(&z, &mut Pass::train(&mut self.noise_rng))?
                 .detach();
-            let real_logits = self.discriminate(real, false)?;
-            let fake_logits = self.discriminate(&fake, false)?;
+            let real_logits = self.discriminate(real, None)?;
+            let fake_logits = self.discriminate(&fake, None)?;
             let d_loss = (bce_with_logits(&real_logits, real_label)?
                 + bce_with_logits(&fake_logits, fake_label)?)?;
             self.d_adam.step(&d_loss.backward()?)?;
@@ -376,17 +400,24 @@ impl Trainer {
             .gan
             .generator
             .forward_pass(&z, &mut Pass::train(&mut self.noise_rng))?;
-        // Through the frozen D: the gradients flow through it to G, not into D's weights.
-        let g_loss = bce_with_logits(&self.discriminate(&fake, true)?, 1.0)?;
+        // Through a frozen D: the gradients flow through it to G, not into D's weights. Made
+        // here, after `ids_past`, so that its tensors' ids are new too.
+        let frozen =
+            Discriminator::frozen(&self.gan.config.model, &self.gan.d_vars, &self.gan.device)?;
+        let g_loss = bce_with_logits(&self.discriminate(&fake, Some(&frozen))?, 1.0)?;
         self.g_adam.step(&g_loss.backward()?)?;
         stats.g_loss = self.finite("G loss", g_loss.to_scalar::<f32>()?)?;
         self.step += 1;
         Ok(stats)
     }
 
-    /// D's logits for `images`, with instance noise when configured; through the frozen D
-    /// when `frozen`.
-    fn discriminate(&mut self, images: &Tensor, frozen: bool) -> Result<Tensor, TrainError> {
+    /// D's logits for `images`, with instance noise when configured; through `frozen` (D's
+    /// frozen copy) when given.
+    fn discriminate(
+        &mut self,
+        images: &Tensor,
+        frozen: Option<&Discriminator>,
+    ) -> Result<Tensor, TrainError> {
         let sigma = self.gan.config.instance_noise;
         let images = if sigma > 0.0 {
             (images
@@ -400,10 +431,7 @@ impl Trainer {
         } else {
             images.clone()
         };
-        let discriminator = match frozen {
-            true => &self.frozen_discriminator,
-            false => &self.gan.discriminator,
-        };
+        let discriminator = frozen.unwrap_or(&self.gan.discriminator);
         Ok(discriminator.forward_pass(&images, &mut Pass::train(&mut self.noise_rng))?)
     }
 
@@ -631,4 +659,27 @@ fn read_losses(path: &Path, last_step: u64) -> Result<Vec<LossPoint>, TrainError
         .filter_map(parse)
         .filter(|p| p.step <= last_step)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ids_past` depends on the form of candle's `TensorId` in `Debug`: numbers must be read,
+    /// and count up.
+    #[test]
+    fn tensor_numbers_are_read_and_count_up() -> candle_core::Result<()> {
+        let zero = || Tensor::zeros((), DType::F32, &Device::Cpu);
+        let (first, second) = (zero()?, zero()?);
+        let (a, b) = (tensor_number(&first), tensor_number(&second));
+        assert!(
+            a.is_some() && b > a,
+            "{:?} then {:?}",
+            first.id(),
+            second.id()
+        );
+        ids_past([&first, &second].into_iter())?;
+        assert!(tensor_number(&zero()?) > b);
+        Ok(())
+    }
 }
