@@ -93,6 +93,14 @@ struct Stats {
     shift: Vec<f32>,
 }
 
+/// 1 where `y` > 0, else `slope`: a leaky ReLU is `y` times it, and so is its derivative's
+/// effect on a gradient. Branch-free, so that the loops around it vectorise (a branch per value
+/// made BatchNorm 4 times slower), and a NaN stays NaN, as in the separate activation op.
+fn leaky_factor(y: f32, slope: f32) -> f32 {
+    let positive = f32::from(u8::from(y > 0.0));
+    positive + (1.0 - positive) * slope
+}
+
 /// (x, γ, β) → γ·(x − mean)/√(var + eps) + β with the batch's mean and variance, then a
 /// leaky ReLU when `slope` is given.
 struct BatchNormTrain {
@@ -147,9 +155,8 @@ impl CustomOp3 for BatchNormTrain {
                 let source = plane((b * p.c + ch) * p.plane);
                 let (scale, shift) = (scale[ch], shift[ch]);
                 for (o, &v) in out.iter_mut().zip(source) {
-                    // Branch-free, so that it vectorises; the leaky ReLU's values exactly.
                     let y = v * scale + shift;
-                    *o = y.max(0.0) + slope * y.min(0.0);
+                    *o = y * leaky_factor(y, slope);
                 }
             }
         });
@@ -223,10 +230,8 @@ impl CustomOp3 for BatchNormGrad {
         // dy through the activation, from the pre-activation value as the forward pass had it
         // (without an activation the slope is 1, and g·1 is g).
         let slope = self.slope.unwrap_or(1.0);
-        let d_pre = |(scale, shift): (f32, f32), v: f32, g: f32| {
-            let positive = f32::from(u8::from(v * scale + shift > 0.0));
-            g * (positive + (1.0 - positive) * slope)
-        };
+        let d_pre =
+            |(scale, shift): (f32, f32), v: f32, g: f32| g * leaky_factor(v * scale + shift, slope);
         let inv_std: Vec<f32> = self
             .stats
             .variance
@@ -306,6 +311,13 @@ mod tests {
                         crate::ops::pointwise::leaky_relu(&norm.forward_t(&x, true)?, slope)?;
                     let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
                     assert_eq!(flat(&fused)?, flat(&apart)?, "{shape:?}, slope {slope}");
+                    // A NaN (a diverging run) stays NaN, so that the trainer can stop on it.
+                    let nan = (x.as_tensor() * f64::NAN)?;
+                    let nan_out = flat(&norm.forward_leaky(&nan, true, Some(slope))?)?;
+                    assert!(
+                        nan_out.iter().all(|v| v.is_nan()),
+                        "{shape:?}, slope {slope}"
+                    );
                     let g_fused = (fused * &probe)?.sum_all()?.backward()?;
                     let g_apart = (apart * &probe)?.sum_all()?.backward()?;
                     let (w, b) = norm.candle.weight_and_bias().unwrap();
