@@ -124,6 +124,10 @@ struct TrainArgs {
     /// Epochs to train.
     #[arg(long)]
     epochs: Option<usize>,
+    /// Time budget: stop before an epoch that would end past this many minutes of training,
+    /// saving everything as at a normal end (`--resume` continues later).
+    #[arg(long, value_name = "N")]
+    minutes: Option<f64>,
     /// Real images per step.
     #[arg(long)]
     batch_size: Option<usize>,
@@ -166,8 +170,9 @@ struct TrainArgs {
     /// Take MNIST from the Hugging Face hub (ylecun/mnist) even if local files exist.
     #[arg(long)]
     hub: bool,
-    /// Run the whole loop for one short epoch on synthetic digits, to check a config.
-    #[arg(long)]
+    /// Run the whole loop for one short epoch on synthetic digits, to check a config (in a
+    /// run folder of its own: never with --resume, which would overwrite a real run).
+    #[arg(long, conflicts_with = "resume")]
     dry_run: bool,
     /// No progress bars or per-epoch lines.
     #[arg(long)]
@@ -299,6 +304,12 @@ fn train(args: TrainArgs) -> Result<()> {
         }
     };
     trainer.progress = !args.quiet;
+    if let Some(minutes) = args.minutes {
+        if !(minutes.is_finite() && minutes > 0.0 && minutes <= 60.0 * 24.0 * 365.0) {
+            bail!("--minutes {minutes}: give a positive number of minutes");
+        }
+        trainer.time_budget = Some(std::time::Duration::from_secs_f64(minutes * 60.0));
+    }
     let config = trainer.gan.config.clone();
     let data = if args.dry_run {
         Split::synthetic(4 * config.batch_size, config.seed)
@@ -313,12 +324,22 @@ fn train(args: TrainArgs) -> Result<()> {
         println!("{}\n", trainer.gan.generator.summary(&device)?);
         println!("{}\n", trainer.gan.discriminator.summary(&device)?);
         println!(
-            "Training {} on {} images for {} epochs, writing to {}",
+            "Training {} ({:?} loss) on {} images for {} epochs{}, writing to {}",
             config.name,
+            config.loss,
             data.len(),
             config.epochs,
+            args.minutes
+                .map(|m| format!(" or {m} minutes"))
+                .unwrap_or_default(),
             trainer.paths.root.display()
         );
+        if config.ema_decay > 0.0 {
+            println!(
+                "Samples and generator.safetensors use {}",
+                config.generator_weights()
+            );
+        }
     }
     trainer.train(&data)?;
     println!("Done: {}", trainer.paths.root.display());
@@ -360,10 +381,11 @@ fn sample(args: SampleArgs) -> Result<()> {
         },
     )?;
     println!(
-        "{} digits from {} ({}): {} and {}",
+        "{} digits from {} ({}, {}): {} and {}",
         args.n,
         path.display(),
         config.name,
+        config.generator_weights(),
         png.display(),
         idx_path.display()
     );
@@ -408,6 +430,15 @@ fn digits_and_classifier(
         },
         other => other,
     };
+    if let DigitSource::Generator { path, n, .. } = &source {
+        let config = gan_lib::checkpoint::TensorFile::read(path, device)?.config()?;
+        println!(
+            "{n} digits from {} ({}, {})",
+            path.display(),
+            config.name,
+            config.generator_weights()
+        );
+    }
     let pixels = source.load(device)?;
     if pixels.is_empty() {
         bail!("{}: holds no digits", path.display());

@@ -13,13 +13,15 @@ use gan_lib::train::{Gan, TrainError, Trainer};
 /// Trainable parameters (G, D) of each preset, as the source designs count them.
 /// dcgan-course: the course's Generator(z_dim=64, hidden_dim=64) and Discriminator(hidden_dim=16).
 /// dcgan-tf: Keras reports 2,330,944 for G including BatchNorm's 25,472 moving statistics.
-const PARAMS: [(&str, usize, usize); 6] = [
+const PARAMS: [(&str, usize, usize); 8] = [
     ("quick-mlp", 551_952, 533_505),
     ("fc-gan-64", 218_128, 100_609),
     ("dcgan-course", 747_841, 9_105),
     ("mlp-smoothing", 1_497_104, 566_273),
     ("dcgan-tf", 2_305_472, 212_865),
     ("fc-gan-100", 1_486_352, 1_460_225),
+    ("mlp-hinge-sn", 1_497_104, 533_505),
+    ("mlp-wgan-gp", 1_497_104, 533_505),
 ];
 
 fn small_mnist() -> Split {

@@ -55,6 +55,31 @@ pub struct TrainConfig {
     /// Train on the first N images only (quick runs).
     #[serde(default)]
     pub limit: Option<usize>,
+    /// The adversarial loss: `bce` (non-saturating, the default), `hinge` or `wgan-gp`.
+    #[serde(default)]
+    pub loss: Loss,
+    /// Weight λ of WGAN-GP's gradient penalty (used with `loss = "wgan-gp"` only).
+    #[serde(default = "ten")]
+    pub gp_weight: f32,
+    /// Decay of the exponential moving average of G's weights (0: none). Samples, the saved
+    /// generator and the metrics use the average when it is on.
+    #[serde(default)]
+    pub ema_decay: f64,
+}
+
+/// The adversarial loss a run trains with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// Binary cross-entropy on D's logits; G minimises −log D(G(z)) (non-saturating).
+    #[default]
+    Bce,
+    /// Hinge loss: D minimises relu(1 − D(x)) + relu(1 + D(G(z))), G minimises −D(G(z)).
+    Hinge,
+    /// Wasserstein loss with gradient penalty (Gulrajani et al. 2017): the critic minimises
+    /// D(G(z)) − D(x) + λ (‖∇D(x̂)‖ − 1)² at points x̂ between real and fake; G minimises
+    /// −D(G(z)).
+    WganGp,
 }
 
 /// The architecture of both networks.
@@ -88,6 +113,9 @@ pub struct MlpConfig {
     /// Dropout probability after each discriminator hidden layer.
     #[serde(default)]
     pub d_dropout: f32,
+    /// Spectral normalisation of every discriminator layer (Miyato et al. 2018).
+    #[serde(default)]
+    pub d_spectral_norm: bool,
 }
 
 /// How the DCGAN generator turns noise into its first feature map.
@@ -160,6 +188,9 @@ fn one() -> usize {
 fn one_f32() -> f32 {
     1.0
 }
+fn ten() -> f32 {
+    10.0
+}
 fn yes() -> bool {
     true
 }
@@ -203,7 +234,7 @@ pub enum ConfigError {
 }
 
 /// The presets in `configs/`, by name. The first is the default.
-pub const PRESETS: [(&str, &str); 6] = [
+pub const PRESETS: [(&str, &str); 8] = [
     ("quick-mlp", include_str!("../../configs/quick-mlp.toml")),
     ("fc-gan-64", include_str!("../../configs/fc-gan-64.toml")),
     (
@@ -216,6 +247,14 @@ pub const PRESETS: [(&str, &str); 6] = [
     ),
     ("dcgan-tf", include_str!("../../configs/dcgan-tf.toml")),
     ("fc-gan-100", include_str!("../../configs/fc-gan-100.toml")),
+    (
+        "mlp-hinge-sn",
+        include_str!("../../configs/mlp-hinge-sn.toml"),
+    ),
+    (
+        "mlp-wgan-gp",
+        include_str!("../../configs/mlp-wgan-gp.toml"),
+    ),
 ];
 
 /// The preset `train` uses when given none.
@@ -285,6 +324,18 @@ impl TrainConfig {
         TrainConfig::from_toml(&text, &origin)
     }
 
+    /// Which weights a generator saved by this run draws with, in words.
+    pub fn generator_weights(&self) -> String {
+        if self.ema_decay > 0.0 {
+            format!(
+                "the moving average of G's weights (decay {})",
+                self.ema_decay
+            )
+        } else {
+            "G's weights".to_owned()
+        }
+    }
+
     /// The config as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a config always serialises")
@@ -338,6 +389,29 @@ impl TrainConfig {
         }
         if self.limit == Some(0) {
             return Err("limit must be at least 1 image".into());
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return Err(format!(
+                "ema_decay = {} must lie in [0, 1) (0 turns the average off)",
+                self.ema_decay
+            ));
+        }
+        if !(self.gp_weight.is_finite() && self.gp_weight >= 0.0) {
+            return Err(format!(
+                "gp_weight = {} must be a non-negative number",
+                self.gp_weight
+            ));
+        }
+        if self.loss == Loss::WganGp {
+            match &self.model {
+                ModelConfig::Mlp(m) if m.d_batch_norm || m.d_dropout > 0.0 => {
+                    return Err("loss = \"wgan-gp\" needs a discriminator without BatchNorm or dropout (model.d_batch_norm = false, model.d_dropout = 0): the penalty is taken per image".into());
+                }
+                ModelConfig::Dcgan(_) => {
+                    return Err("loss = \"wgan-gp\" is implemented for MLP discriminators (model.kind = \"mlp\") only".into());
+                }
+                _ => {}
+            }
         }
         match &self.model {
             ModelConfig::Mlp(m) => {

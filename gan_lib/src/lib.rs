@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod config;
 pub mod data;
+pub mod ema;
 pub mod metrics;
 pub mod models;
 pub mod ops;

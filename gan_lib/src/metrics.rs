@@ -195,6 +195,26 @@ pub struct QualityReport {
     pub precision_recall: (f64, f64),
     /// Reference: training set against test set.
     pub precision_recall_real: (f64, f64),
+    /// The share of generated digits the classifier calls 0, 1, ..., 9 (1/10 each ideally).
+    pub digit_shares: [f64; 10],
+    /// Reference: the same shares for the test set.
+    pub digit_shares_real: [f64; 10],
+}
+
+/// The share of `probabilities` whose most likely class is each digit.
+fn digit_shares(probabilities: &[[f32; 10]]) -> [f64; 10] {
+    let mut shares = [0.0; 10];
+    for p in probabilities {
+        let digit = (0..10).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+        shares[digit] += 1.0 / probabilities.len() as f64;
+    }
+    shares
+}
+
+/// The smallest and the largest of ten shares.
+fn extremes(shares: &[f64; 10]) -> (f64, f64) {
+    let smallest = shares.iter().copied().fold(f64::INFINITY, f64::min);
+    (smallest, shares.iter().copied().fold(0.0, f64::max))
 }
 
 impl QualityReport {
@@ -214,6 +234,8 @@ impl QualityReport {
         let few = |f: &[Vec<f32>]| f[..f.len().min(k)].to_vec();
         Ok(QualityReport {
             samples: n,
+            digit_shares: digit_shares(&gen_p),
+            digit_shares_real: digit_shares(&test_p),
             frechet_distance: frechet_distance(&gen_f, &test_f),
             frechet_distance_real: frechet_distance(&train_f, &test_f),
             inception_score: inception_score(&gen_p, 10),
@@ -245,10 +267,21 @@ impl std::fmt::Display for QualityReport {
             "{:<34}{:>16.3}{:>16.3}",
             "precision (k=3, ↑)", self.precision_recall.0, self.precision_recall_real.0
         )?;
-        write!(
+        writeln!(
             f,
             "{:<34}{:>16.3}{:>16.3}",
             "recall (k=3, ↑)", self.precision_recall.1, self.precision_recall_real.1
+        )?;
+        let shares = |shares: &[f64; 10]| {
+            let (smallest, largest) = extremes(shares);
+            format!("{:.1}% / {:.1}%", 100.0 * smallest, 100.0 * largest)
+        };
+        write!(
+            f,
+            "{:<34}{:>16}{:>16}",
+            "smallest / largest digit share",
+            shares(&self.digit_shares),
+            shares(&self.digit_shares_real)
         )
     }
 }

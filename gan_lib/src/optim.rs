@@ -121,7 +121,7 @@ impl Adam {
         let data = varmap.data().lock().expect("varmap lock");
         let mut vars: Vec<(String, Var)> = data
             .iter()
-            .filter(|(n, _)| !n.contains("running_"))
+            .filter(|(n, _)| !crate::models::is_state(n))
             .map(|(n, v)| (n.clone(), v.clone()))
             .collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));

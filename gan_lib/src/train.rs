@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -22,10 +22,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, CheckpointError, TensorFile, STATE_KEY};
-use crate::config::{ModelConfig, TrainConfig};
+use crate::config::{Loss, ModelConfig, TrainConfig};
 use crate::data::{BatchOptions, PixelRange, Split};
+use crate::ema::Ema;
 use crate::models::{
-    bce_with_logits, init_weights, sigmoid, Discriminator, Generator, InitScheme, Pass,
+    bce_with_logits, gradient_penalty, hinge, init_weights, sigmoid, Discriminator, Generator,
+    InitScheme, Pass,
 };
 use crate::optim::Adam;
 use crate::plot::{self, LossPoint, Picture};
@@ -138,10 +140,14 @@ impl Gan {
             path: file.path.clone(),
             message: e.to_string(),
         })?;
-        let prefix = if file.metadata.contains_key(STATE_KEY) {
-            "g."
-        } else {
-            ""
+        // A checkpoint holds both; it draws with the average when the run keeps one.
+        let prefix = match (
+            file.metadata.contains_key(STATE_KEY),
+            config.ema_decay > 0.0,
+        ) {
+            (true, true) => "g_ema.",
+            (true, false) => "g.",
+            (false, _) => "",
         };
         file.load_into(&vars, prefix)?;
         Ok((generator, config))
@@ -156,13 +162,14 @@ impl Gan {
 /// Mean statistics of training steps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepStats {
-    /// Discriminator loss (real + fake).
+    /// Discriminator loss (real + fake, and the gradient penalty with WGAN-GP).
     pub d_loss: f32,
-    /// Generator loss (non-saturating).
+    /// Generator loss.
     pub g_loss: f32,
-    /// Mean D(x): D's belief that real images are real.
+    /// Mean D(x): with BCE, D's belief that real images are real (a probability); with the
+    /// hinge and Wasserstein losses, D's mean raw score of real images.
     pub d_real: f32,
-    /// Mean D(G(z)): D's belief that fakes are real.
+    /// Mean D(G(z)): the same for fakes.
     pub d_fake: f32,
 }
 
@@ -215,6 +222,8 @@ struct SavedState {
     d_adam_step: u64,
     data_rng: Rng,
     noise_rng: Rng,
+    #[serde(default)]
+    ema_updates: u64,
 }
 
 /// What a finished epoch reports.
@@ -251,6 +260,10 @@ pub struct Trainer {
     pub paths: RunPaths,
     /// Show progress bars.
     pub progress: bool,
+    /// The moving average of G's weights, when the config asks for one.
+    pub ema: Option<Ema>,
+    /// Stop [`Trainer::train`] before an epoch that would end past this much training time.
+    pub time_budget: Option<Duration>,
 }
 
 /// Makes this copy of candle number new tensors above every tensor of `long_lived`.
@@ -291,6 +304,10 @@ impl Trainer {
         let mut init_rng = rng::seeded(config.seed);
         let gan = Gan::new(config, device, &mut init_rng)?;
         let fixed_noise = gan.noise(64, &mut rng::seeded(config.seed ^ 0xF1C5ED))?;
+        let ema = match config.ema_decay > 0.0 {
+            true => Some(Ema::new(config, &gan.g_vars, device)?),
+            false => None,
+        };
         let trainer = Trainer {
             g_adam: Adam::new(&gan.g_vars, config.lr_g, config.betas)?,
             d_adam: Adam::new(&gan.d_vars, config.lr_d, config.betas)?,
@@ -303,6 +320,8 @@ impl Trainer {
             history: Vec::new(),
             paths,
             progress: true,
+            ema,
+            time_budget: None,
         };
         std::fs::create_dir_all(&trainer.paths.root).map_err(|source| TrainError::Io {
             path: trainer.paths.root.clone(),
@@ -343,6 +362,10 @@ impl Trainer {
             })?;
         file.load_into(&trainer.gan.g_vars, "g.")?;
         file.load_into(&trainer.gan.d_vars, "d.")?;
+        if let Some(ema) = &mut trainer.ema {
+            file.load_into(&ema.vars, "g_ema.")?;
+            ema.updates = state.ema_updates;
+        }
         let adam_error = |message| CheckpointError::Format {
             path: file.path.clone(),
             message,
@@ -367,19 +390,26 @@ impl Trainer {
     }
 
     /// One step: `d_steps` discriminator updates on real images and detached fakes, then one
-    /// generator update with the non-saturating loss −log D(G(z)).
+    /// generator update, then the moving average of G's weights when there is one. Each loss
+    /// is checked before its update, so a NaN leaves the networks as they were.
     pub fn train_step(&mut self, real: &Tensor) -> Result<StepStats, TrainError> {
-        let (d_steps, real_label, fake_label) = (
-            self.gan.config.d_steps,
-            self.gan.config.real_label,
-            self.gan.config.fake_label,
+        let config = &self.gan.config;
+        let (loss, d_steps, real_label, fake_label, gp_weight) = (
+            config.loss,
+            config.d_steps,
+            config.real_label,
+            config.fake_label,
+            config.gp_weight as f64,
         );
         let batch = real.dim(0)?;
         let mut long_lived = self.gan.g_vars.all_vars();
         long_lived.extend(self.gan.d_vars.all_vars());
         ids_past(long_lived.iter().map(|v| v.as_tensor()).chain([real]))?;
         let mut stats = StepStats::default();
+
+        // (1) Discriminator: real digits against detached fakes.
         for _ in 0..d_steps {
+            self.gan.discriminator.update_spectral_norm()?;
             let z = self.gan.noise(batch, &mut self.noise_rng)?;
             let fake = self
                 .gan
@@ -388,13 +418,33 @@ impl Trainer {
                 .detach();
             let real_logits = self.discriminate(real, None)?;
             let fake_logits = self.discriminate(&fake, None)?;
-            let d_loss = (bce_with_logits(&real_logits, real_label)?
-                + bce_with_logits(&fake_logits, fake_label)?)?;
-            self.d_adam.step(&d_loss.backward()?)?;
+            let d_loss = match loss {
+                Loss::Bce => {
+                    (bce_with_logits(&real_logits, real_label)?
+                        + bce_with_logits(&fake_logits, fake_label)?)?
+                }
+                Loss::Hinge => (hinge(&real_logits, true)? + hinge(&fake_logits, false)?)?,
+                Loss::WganGp => {
+                    let between = self.interpolate(real, &fake)?;
+                    let penalty = gradient_penalty(&self.gan.discriminator, &between)?;
+                    ((fake_logits.mean_all()? - real_logits.mean_all()?)? + (penalty * gp_weight)?)?
+                }
+            };
             stats.d_loss = self.finite("D loss", d_loss.to_scalar::<f32>()?)?;
-            stats.d_real = sigmoid(&real_logits)?.mean_all()?.to_scalar::<f32>()?;
-            stats.d_fake = sigmoid(&fake_logits)?.mean_all()?.to_scalar::<f32>()?;
+            self.d_adam.step(&d_loss.backward()?)?;
+            (stats.d_real, stats.d_fake) = match loss {
+                Loss::Bce => (
+                    sigmoid(&real_logits)?.mean_all()?.to_scalar::<f32>()?,
+                    sigmoid(&fake_logits)?.mean_all()?.to_scalar::<f32>()?,
+                ),
+                Loss::Hinge | Loss::WganGp => (
+                    real_logits.mean_all()?.to_scalar::<f32>()?,
+                    fake_logits.mean_all()?.to_scalar::<f32>()?,
+                ),
+            };
         }
+
+        // (2) Generator: fakes judged by D, whose weights stay as they are.
         let z = self.gan.noise(batch, &mut self.noise_rng)?;
         let fake = self
             .gan
@@ -404,11 +454,42 @@ impl Trainer {
         // here, after `ids_past`, so that its tensors' ids are new too.
         let frozen =
             Discriminator::frozen(&self.gan.config.model, &self.gan.d_vars, &self.gan.device)?;
-        let g_loss = bce_with_logits(&self.discriminate(&fake, Some(&frozen))?, 1.0)?;
-        self.g_adam.step(&g_loss.backward()?)?;
+        let fake_logits = self.discriminate(&fake, Some(&frozen))?;
+        let g_loss = match loss {
+            Loss::Bce => bce_with_logits(&fake_logits, 1.0)?,
+            Loss::Hinge | Loss::WganGp => fake_logits.mean_all()?.neg()?,
+        };
         stats.g_loss = self.finite("G loss", g_loss.to_scalar::<f32>()?)?;
+        self.g_adam.step(&g_loss.backward()?)?;
+
+        // (3) The moving average of G's weights.
+        if let Some(ema) = &mut self.ema {
+            ema.update(&self.gan.g_vars)?;
+        }
         self.step += 1;
         Ok(stats)
+    }
+
+    /// Points on the lines between real and fake images, one uniform draw per pair (where
+    /// WGAN-GP takes its penalty).
+    fn interpolate(&mut self, real: &Tensor, fake: &Tensor) -> Result<Tensor, TrainError> {
+        let batch = real.dim(0)?;
+        let t = rng::uniform(
+            &mut self.noise_rng,
+            (batch, 1, 1, 1),
+            0.0,
+            1.0,
+            real.device(),
+        )?;
+        Ok((real.broadcast_mul(&t)? + fake.broadcast_mul(&(1.0 - &t)?)?)?)
+    }
+
+    /// The generator that draws the run's samples: the moving average when there is one.
+    pub fn sampling_generator(&self) -> &Generator {
+        match &self.ema {
+            Some(ema) => &ema.generator,
+            None => &self.gan.generator,
+        }
     }
 
     /// D's logits for `images`, with instance noise when configured; through `frozen` (D's
@@ -524,11 +605,35 @@ impl Trainer {
     }
 
     /// Trains the remaining epochs, printing a summary line per epoch, then writes the final
-    /// generator and discriminator weights.
+    /// generator and discriminator weights. With a [`Trainer::time_budget`], it stops before
+    /// an epoch that would end past the budget (judged by the last epoch's time; the first
+    /// epoch always runs) and ends as after the last epoch: samples, weights, checkpoint.
     pub fn train(&mut self, data: &Split) -> Result<Vec<EpochReport>, TrainError> {
         let mut reports = Vec::new();
+        let started = Instant::now();
+        let mut last_epoch: Option<Duration> = None;
         while self.epoch < self.gan.config.epochs {
+            if let (Some(budget), Some(last)) = (self.time_budget, last_epoch) {
+                if started.elapsed() + last > budget {
+                    if self.progress {
+                        println!(
+                            "Time budget of {:.1} min: stopping after epoch {} of {} ({:.1} min trained; one more epoch takes about {:.0} s)",
+                            budget.as_secs_f64() / 60.0,
+                            self.epoch,
+                            self.gan.config.epochs,
+                            started.elapsed().as_secs_f64() / 60.0,
+                            last.as_secs_f64()
+                        );
+                    }
+                    if !self.paths.samples(self.epoch).exists() {
+                        self.sample_grid()?.save(self.paths.samples(self.epoch))?;
+                    }
+                    break;
+                }
+            }
+            let epoch_started = Instant::now();
             let report = self.train_epoch(data)?;
+            last_epoch = Some(epoch_started.elapsed());
             if self.progress {
                 let m = report.mean;
                 println!(
@@ -545,8 +650,7 @@ impl Trainer {
     /// The fixed-noise samples (8x8), generated in evaluation mode, scaled up 2x.
     pub fn sample_grid(&self) -> Result<Picture, TrainError> {
         let images = self
-            .gan
-            .generator
+            .sampling_generator()
             .forward_pass(&self.fixed_noise, &mut Pass::eval())?;
         Ok(plot::tensor_grid(&images, 8, 2)?)
     }
@@ -555,6 +659,9 @@ impl Trainer {
     pub fn save_checkpoint(&self) -> Result<(), TrainError> {
         let mut tensors = checkpoint::named_vars(&self.gan.g_vars, "g.");
         tensors.extend(checkpoint::named_vars(&self.gan.d_vars, "d."));
+        if let Some(ema) = &self.ema {
+            tensors.extend(checkpoint::named_vars(&ema.vars, "g_ema."));
+        }
         tensors.extend(
             self.g_adam
                 .state()
@@ -574,6 +681,7 @@ impl Trainer {
             d_adam_step: self.d_adam.step,
             data_rng: self.data_rng.clone(),
             noise_rng: self.noise_rng.clone(),
+            ema_updates: self.ema.as_ref().map_or(0, |e| e.updates),
         };
         let metadata = HashMap::from([
             (checkpoint::CONFIG_KEY.to_owned(), self.gan.config.to_toml()),
@@ -589,9 +697,11 @@ impl Trainer {
         )?)
     }
 
-    /// Writes `generator.safetensors` and `discriminator.safetensors`.
+    /// Writes `generator.safetensors` (the moving average of G's weights when the run keeps
+    /// one, else G's weights) and `discriminator.safetensors`.
     pub fn save_final(&self) -> Result<(), TrainError> {
-        checkpoint::save_weights(self.paths.generator(), &self.gan.g_vars, &self.gan.config)?;
+        let g_vars = self.ema.as_ref().map_or(&self.gan.g_vars, |e| &e.vars);
+        checkpoint::save_weights(self.paths.generator(), g_vars, &self.gan.config)?;
         checkpoint::save_weights(
             self.paths.discriminator(),
             &self.gan.d_vars,

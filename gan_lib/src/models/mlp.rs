@@ -3,6 +3,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::spectral_norm::SpectralNorm;
 use super::{batch_norm, Block, Pass};
 use crate::config::MlpConfig;
 use crate::data::{IMAGE_PIXELS, IMAGE_SIDE};
@@ -79,11 +80,14 @@ impl Generator {
 }
 
 /// 28x28 → hidden layers (Linear [+ BatchNorm] + activation + dropout) → one logit.
-/// Tensors are named `hidden.{i}.linear.*`, `hidden.{i}.norm.*` and `out.*`.
+/// Tensors are named `hidden.{i}.linear.*`, `hidden.{i}.norm.*` and `out.*`; with spectral
+/// normalisation each linear layer also holds its power-iteration vector `sn_u`.
 #[derive(Clone, Debug)]
 pub struct Discriminator {
     hidden: Vec<Block<Linear>>,
     out: Linear,
+    /// One per hidden layer, then the output layer's, when spectral normalisation is on.
+    spectral: Option<Vec<SpectralNorm>>,
     config: MlpConfig,
 }
 
@@ -91,33 +95,113 @@ impl Discriminator {
     /// Builds the discriminator of `config`.
     pub fn new(config: &MlpConfig, vb: VarBuilder) -> Result<Discriminator> {
         let mut hidden = Vec::new();
+        let mut spectral = Vec::new();
         let mut inputs = IMAGE_PIXELS;
         for (i, &width) in config.d_hidden.iter().enumerate() {
+            let vb = vb.pp(format!("hidden.{i}"));
             hidden.push(linear_block(
                 inputs,
                 width,
                 config.d_batch_norm,
-                vb.pp(format!("hidden.{i}")),
+                vb.clone(),
             )?);
+            if config.d_spectral_norm {
+                spectral.push(SpectralNorm::new(width, vb.pp("linear"))?);
+            }
             inputs = width;
         }
         let out = Linear::new(inputs, 1, true, vb.pp("out"))?;
+        if config.d_spectral_norm {
+            spectral.push(SpectralNorm::new(1, vb.pp("out"))?);
+        }
         Ok(Discriminator {
             hidden,
             out,
+            spectral: config.d_spectral_norm.then_some(spectral),
             config: config.clone(),
         })
     }
 
+    /// The hidden layers' blocks and the output layer, their weights divided by σ when
+    /// spectral normalisation is on.
+    fn layers(&self) -> Result<(Vec<Block<Linear>>, Linear)> {
+        let Some(spectral) = &self.spectral else {
+            return Ok((self.hidden.clone(), self.out.clone()));
+        };
+        let normalized = |layer: &Linear, norm: &SpectralNorm| -> Result<Linear> {
+            Ok(Linear::from_tensors(
+                norm.normalize(layer.weight())?,
+                layer.bias().cloned(),
+            ))
+        };
+        let hidden = self
+            .hidden
+            .iter()
+            .zip(spectral)
+            .map(|(block, norm)| {
+                Ok(Block {
+                    layer: normalized(&block.layer, norm)?,
+                    ..block.clone()
+                })
+            })
+            .collect::<Result<_>>()?;
+        let out = normalized(&self.out, &spectral[self.hidden.len()])?;
+        Ok((hidden, out))
+    }
+
+    /// One power-iteration step of every layer's spectral normalisation (none without it).
+    pub fn update_spectral_norm(&self) -> Result<()> {
+        if let Some(spectral) = &self.spectral {
+            let weights = self.hidden.iter().map(|b| b.layer.weight());
+            for (weight, norm) in weights.chain([self.out.weight()]).zip(spectral) {
+                norm.power_iteration(weight)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `(b, 1, 28, 28)` → `(b, 1)` logits.
     pub fn forward_pass(&self, images: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        let (hidden, out) = self.layers()?;
         let mut x = images.flatten_from(1)?;
-        for (i, block) in self.hidden.iter().enumerate() {
+        for (i, block) in hidden.iter().enumerate() {
             let (activation, p) = (self.config.d_activation, self.config.d_dropout);
             x = block.forward_activated(&x, pass, activation, p)?;
             x = pass.layer(&format!("hidden.{i}"), block.params, x)?;
         }
-        let x = self.out.forward(&x)?;
+        let x = out.forward(&x)?;
         pass.layer("out (logit)", self.out.weight().elem_count() + 1, x)
+    }
+
+    /// The gradient of each image's logit with respect to its pixels, `(b, 784)`, built as a
+    /// graph of ordinary candle ops (matrix products with the weights and the activation's
+    /// slopes), so that a loss on it can be differentiated with respect to the weights:
+    /// candle's autograd cannot differentiate a gradient itself. The slopes are constants
+    /// (their own derivative is zero almost everywhere). Needs no BatchNorm and no dropout.
+    pub fn input_gradient(&self, images: &Tensor) -> Result<Tensor> {
+        if self.config.d_batch_norm || self.config.d_dropout > 0.0 {
+            candle_core::bail!(
+                "the input gradient needs a discriminator without BatchNorm or dropout"
+            );
+        }
+        let (hidden, out) = self.layers()?;
+        let slope = self.config.d_activation.slope();
+        // Forward: the activation's slope at each pre-activation, 1 or `slope`.
+        let mut x = images.flatten_from(1)?.detach();
+        let mut slopes = Vec::new();
+        for block in &hidden {
+            let pre = block.layer.forward(&x)?.detach();
+            let positive = pre.ge(0.0)?.to_dtype(pre.dtype())?;
+            let slopes_here = ((positive * (1.0 - slope))? + slope)?;
+            x = (&pre * &slopes_here)?;
+            slopes.push(slopes_here);
+        }
+        // Backward, by hand: from the logit's weights down to the pixels.
+        let batch = x.dim(0)?;
+        let mut gradient = out.weight().broadcast_as((batch, out.weight().dim(1)?))?;
+        for (block, slopes_here) in hidden.iter().zip(&slopes).rev() {
+            gradient = (gradient * slopes_here)?.matmul(block.layer.weight())?;
+        }
+        Ok(gradient)
     }
 }

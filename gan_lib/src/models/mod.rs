@@ -4,6 +4,7 @@
 
 pub mod dcgan;
 pub mod mlp;
+pub mod spectral_norm;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarMap;
@@ -252,7 +253,11 @@ pub fn init_weights(varmap: &VarMap, scheme: InitScheme, rng: &mut Rng) -> Resul
         let var = &data[name];
         let (shape, device) = (var.shape().clone(), var.device().clone());
         let dims = shape.dims();
-        let value = if name.ends_with("running_mean") {
+        let value = if name.ends_with(spectral_norm::U_NAME) {
+            let u = rng::randn(rng, shape, 0.0, 1.0, &device)?;
+            let norm = u.sqr()?.sum_all()?.sqrt()?;
+            u.broadcast_div(&norm)?
+        } else if name.ends_with("running_mean") {
             Tensor::zeros(&shape, DType::F32, &device)?
         } else if name.ends_with("running_var") {
             Tensor::ones(&shape, DType::F32, &device)?
@@ -291,11 +296,18 @@ fn fan_in(_name: &str, dims: &[usize]) -> usize {
     dims[1..].iter().product::<usize>().max(1)
 }
 
+/// True for a variable that is state rather than a parameter: BatchNorm's running
+/// statistics and spectral normalisation's power-iteration vector. They get no gradient and
+/// no optimiser.
+pub fn is_state(name: &str) -> bool {
+    name.contains("running_") || name.ends_with(spectral_norm::U_NAME)
+}
+
 /// Trainable parameters in `varmap` (BatchNorm running statistics excluded).
 pub fn count_params(varmap: &VarMap) -> usize {
     let data = varmap.data().lock().expect("varmap lock");
     data.iter()
-        .filter(|(name, _)| !name.contains("running_"))
+        .filter(|(name, _)| !is_state(name))
         .map(|(_, v)| v.elem_count())
         .sum()
 }
@@ -306,6 +318,25 @@ pub fn bce_with_logits(logits: &Tensor, target: f32) -> Result<Tensor> {
     let loss = ((logits.relu()? - (logits * target as f64)?)?
         + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
     loss.mean_all()
+}
+
+/// Mean hinge loss of a discriminator: `relu(1 − x)` for real logits (`real = true`),
+/// `relu(1 + x)` for fakes.
+pub fn hinge(logits: &Tensor, real: bool) -> Result<Tensor> {
+    let margin = if real {
+        (1.0 - logits)?
+    } else {
+        (logits + 1.0)?
+    };
+    margin.relu()?.mean_all()
+}
+
+/// WGAN-GP's penalty `mean((‖∇ₓD(x)‖ − 1)²)` over `images`, differentiable with respect to
+/// D's weights (see [`Discriminator::input_gradient`]).
+pub fn gradient_penalty(discriminator: &Discriminator, images: &Tensor) -> Result<Tensor> {
+    let gradient = discriminator.input_gradient(images)?;
+    let norm = (gradient.sqr()?.sum(1)? + 1e-12)?.sqrt()?;
+    (norm - 1.0)?.sqr()?.mean_all()
 }
 
 /// Element-wise logistic sigmoid.
@@ -431,6 +462,27 @@ impl Discriminator {
             .collect();
         let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, device);
         Discriminator::new(config, vb)
+    }
+
+    /// One power-iteration step of spectral normalisation, for a discriminator that has it
+    /// (else nothing). The trainer calls it once per discriminator update.
+    pub fn update_spectral_norm(&self) -> Result<()> {
+        match self {
+            Discriminator::Mlp(d) => d.update_spectral_norm(),
+            Discriminator::Dcgan(_) => Ok(()),
+        }
+    }
+
+    /// The gradient of each image's logit with respect to its pixels, `(b, 784)`, as a graph
+    /// that autograd can differentiate again (for WGAN-GP's penalty). MLP discriminators
+    /// without BatchNorm or dropout only.
+    pub fn input_gradient(&self, images: &Tensor) -> Result<Tensor> {
+        match self {
+            Discriminator::Mlp(d) => d.input_gradient(images),
+            Discriminator::Dcgan(_) => {
+                candle_core::bail!("the input gradient is implemented for MLP discriminators only")
+            }
+        }
     }
 
     /// Maps `(b, 1, 28, 28)` images to `(b,)` logits (real > 0 > fake).

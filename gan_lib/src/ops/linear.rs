@@ -26,9 +26,22 @@ impl Linear {
         })
     }
 
+    /// A layer on given tensors: weight `(out, in)` and an optional bias `(out)` (for
+    /// weights computed from others, as spectral normalisation does).
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Linear {
+        Linear {
+            candle: candle_nn::Linear::new(weight, bias),
+        }
+    }
+
     /// The weight, `(out, in)`.
     pub fn weight(&self) -> &Tensor {
         self.candle.weight()
+    }
+
+    /// The bias, `(out)`, if the layer has one.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.candle.bias()
     }
 }
 

@@ -1,0 +1,336 @@
+//! What makes the digits better: the moving average of G's weights, the hinge and
+//! Wasserstein losses, spectral normalisation, and the time budget.
+
+use std::path::Path;
+use std::time::Duration;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use gan_lib::checkpoint::{self, TensorFile};
+use gan_lib::config::{Loss, ModelConfig, TrainConfig, PRESETS};
+use gan_lib::data::{Mnist, PixelRange, Split};
+use gan_lib::ema::Ema;
+use gan_lib::models::{gradient_penalty, Discriminator};
+use gan_lib::rng;
+use gan_lib::train::{Gan, Trainer};
+
+fn small_mnist() -> Split {
+    Mnist::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist"))
+        .unwrap()
+        .test
+        .limit(256)
+}
+
+/// A small MLP GAN with `loss`, spectral normalisation in D and the moving average of G.
+fn tiny_config(loss: &str) -> TrainConfig {
+    TrainConfig::preset("quick-mlp")
+        .unwrap()
+        .with("batch_size", "32")
+        .unwrap()
+        .with("model.g_hidden", "[32, 64]")
+        .unwrap()
+        .with("model.d_hidden", "[64, 32]")
+        .unwrap()
+        .with("model.d_spectral_norm", "true")
+        .unwrap()
+        .with("loss", loss)
+        .unwrap()
+        .with("ema_decay", "0.9")
+        .unwrap()
+        .with("epochs", "2")
+        .unwrap()
+}
+
+fn values(varmap: &VarMap) -> Vec<(String, Vec<f32>)> {
+    let mut all: Vec<(String, Vec<f32>)> = checkpoint::named_vars(varmap, "")
+        .into_iter()
+        .map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+fn quiet_trainer(config: &TrainConfig, dir: &Path) -> Trainer {
+    let mut trainer = Trainer::new(config, dir, &Device::Cpu).unwrap();
+    trainer.progress = false;
+    trainer
+}
+
+#[test]
+fn ema_follows_its_formula_with_warm_up() {
+    let config = tiny_config("hinge");
+    let gan = Gan::new(&config, &Device::Cpu, &mut rng::seeded(1)).unwrap();
+    let mut ema = Ema::new(&config, &gan.g_vars, &Device::Cpu).unwrap();
+    assert_eq!(values(&ema.vars), values(&gan.g_vars), "starts as a copy");
+    let name = "out.bias";
+    let read = |vars: &VarMap| values(vars).into_iter().find(|(n, _)| n == name).unwrap().1;
+    let before = read(&ema.vars);
+    // Move the live weights, then average: d = min(0.9, 1/10) at the first update.
+    let live = gan.g_vars.data().lock().unwrap()[name].clone();
+    live.set(&(live.as_tensor() + 1.0).unwrap()).unwrap();
+    assert!((ema.current_decay() - 0.1).abs() < 1e-12);
+    ema.update(&gan.g_vars).unwrap();
+    let after = read(&ema.vars);
+    for (b, a) in before.iter().zip(&after) {
+        assert!((a - (b + 0.9)).abs() < 1e-5, "{b} -> {a}");
+    }
+    // The warm-up ends at the configured decay.
+    ema.updates = 10_000;
+    assert_eq!(ema.current_decay(), 0.9);
+}
+
+/// Hinge loss with spectral normalisation and WGAN-GP, each with the moving average: a run
+/// stopped after one epoch and resumed ends with the same G, D, average and power-iteration
+/// vectors as a run that went straight through.
+#[test]
+fn resume_is_exact_with_ema_spectral_norm_and_each_loss() {
+    let data = small_mnist();
+    for loss in ["hinge", "wgan-gp"] {
+        let config = tiny_config(loss).with("d_steps", "2").unwrap();
+        let straight_dir = tempfile::tempdir().unwrap();
+        let mut straight = quiet_trainer(&config, straight_dir.path());
+        straight.train(&data).unwrap();
+
+        let resumed_dir = tempfile::tempdir().unwrap();
+        quiet_trainer(&config, resumed_dir.path())
+            .train_epoch(&data)
+            .unwrap();
+        let mut resumed = Trainer::resume(resumed_dir.path(), None, &Device::Cpu).unwrap();
+        resumed.progress = false;
+        resumed.train(&data).unwrap();
+
+        let d = values(&straight.gan.d_vars);
+        assert!(
+            d.iter().any(|(n, _)| n.ends_with("sn_u")),
+            "{loss}: no sn_u"
+        );
+        assert_eq!(d, values(&resumed.gan.d_vars), "{loss}");
+        assert_eq!(values(&straight.gan.g_vars), values(&resumed.gan.g_vars));
+        let (a, b) = (
+            straight.ema.as_ref().unwrap(),
+            resumed.ema.as_ref().unwrap(),
+        );
+        assert_eq!(values(&a.vars), values(&b.vars), "{loss}: averages differ");
+        assert_eq!(a.updates, b.updates);
+        assert_ne!(
+            values(&a.vars),
+            values(&straight.gan.g_vars),
+            "{loss}: no averaging"
+        );
+
+        // The saved generator is the average, and so is what a checkpoint draws with.
+        for file in ["generator.safetensors", "checkpoint.safetensors"] {
+            let (loaded, _) =
+                Gan::load_generator(straight_dir.path().join(file), &Device::Cpu).unwrap();
+            let z = straight.gan.noise(3, &mut rng::seeded(2)).unwrap();
+            let pixels = |g: &gan_lib::models::Generator| {
+                g.generate(&z)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            };
+            assert_eq!(pixels(&loaded), pixels(&a.generator), "{loss}: {file}");
+        }
+    }
+}
+
+/// WGAN-GP's penalty needs the gradient of D with respect to its input, differentiated again
+/// with respect to D's weights: both are checked against central differences, in f64.
+#[test]
+fn gradient_penalty_and_its_weight_gradient_match_finite_differences() {
+    let config = TrainConfig::preset("quick-mlp")
+        .unwrap()
+        .with("model.d_hidden", "[6, 5]")
+        .unwrap()
+        .with("model.d_spectral_norm", "true")
+        .unwrap();
+    let ModelConfig::Mlp(_) = &config.model else {
+        unreachable!()
+    };
+    let device = Device::Cpu;
+    let vars = VarMap::new();
+    let d = Discriminator::new(
+        &config.model,
+        VarBuilder::from_varmap(&vars, DType::F64, &device),
+    )
+    .unwrap();
+    // Weights drawn in f64 (init_weights draws f32); power iteration makes sn_u a unit vector.
+    let mut draws = rng::seeded(4);
+    let mut named: Vec<(String, Var)> = vars.data().lock().unwrap().clone().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, var) in &named {
+        let value = rng::randn(&mut draws, var.shape(), 0.0, 0.3, &device).unwrap();
+        var.set(&value.to_dtype(DType::F64).unwrap()).unwrap();
+    }
+    d.update_spectral_norm().unwrap();
+    let images = rng::randn(&mut rng::seeded(5), (3, 1, 28, 28), 0.0, 1.0, &device)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
+    let logits_sum = |x: &Tensor| -> f64 {
+        d.forward_pass(x, &mut gan_lib::models::Pass::eval())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+
+    // (1) The input gradient against differences of the logits, at a few pixels.
+    let gradient = d
+        .input_gradient(&images)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let flat = images.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let eps = 1e-6;
+    for index in [0, 300, 784 + 411, 2 * 784 + 783] {
+        let shifted = |delta: f64| {
+            let mut v = flat.clone();
+            v[index] += delta;
+            Tensor::from_vec(v, (3, 1, 28, 28), &device).unwrap()
+        };
+        let numeric = (logits_sum(&shifted(eps)) - logits_sum(&shifted(-eps))) / (2.0 * eps);
+        assert!(
+            (numeric - gradient[index]).abs() < 1e-6 * (1.0 + numeric.abs()),
+            "pixel {index}: numeric {numeric}, graph {}",
+            gradient[index]
+        );
+    }
+
+    // (2) The penalty's gradient with respect to each weight matrix, against differences.
+    let penalty = gradient_penalty(&d, &images).unwrap();
+    let grads = penalty.backward().unwrap();
+    let mut checked = 0;
+    for name in [
+        "hidden.0.linear.weight",
+        "hidden.1.linear.weight",
+        "out.weight",
+        "hidden.1.linear.bias",
+    ] {
+        let var: Var = vars.data().lock().unwrap()[name].clone();
+        let analytic = grads.get(var.as_tensor());
+        let original = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        for index in [0, original.len() / 2, original.len() - 1] {
+            let at = |delta: f64| -> f64 {
+                let mut v = original.clone();
+                v[index] += delta;
+                var.set(&Tensor::from_vec(v, var.shape(), &device).unwrap())
+                    .unwrap();
+                let p = gradient_penalty(&d, &images)
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap();
+                var.set(&Tensor::from_vec(original.clone(), var.shape(), &device).unwrap())
+                    .unwrap();
+                p
+            };
+            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+            let analytic = analytic
+                .map(|g| g.flatten_all().unwrap().to_vec1::<f64>().unwrap()[index])
+                .unwrap_or(0.0);
+            assert!(
+                (numeric - analytic).abs() < 1e-5 * (1.0 + numeric.abs()),
+                "{name}[{index}]: numeric {numeric}, autograd {analytic}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12);
+    // (A bias changes the input gradient only by moving a unit across its kink, so the
+    // penalty's bias gradient is zero almost everywhere; the weights' are not.)
+    let w = grads
+        .get(vars.data().lock().unwrap()["hidden.0.linear.weight"].as_tensor())
+        .unwrap();
+    assert!(
+        w.abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            > 0.0
+    );
+}
+
+#[test]
+fn wgan_gp_refuses_what_it_cannot_penalise() {
+    let base = tiny_config("wgan-gp");
+    for (key, value) in [("model.d_dropout", "0.3"), ("model.d_batch_norm", "true")] {
+        let error = base.with(key, value).unwrap_err().to_string();
+        assert!(error.contains("wgan-gp"), "{key}: {error}");
+    }
+    let dcgan = TrainConfig::preset("dcgan-course")
+        .unwrap()
+        .with("loss", "wgan-gp");
+    assert!(dcgan.unwrap_err().to_string().contains("MLP"));
+    for (key, value) in [
+        ("ema_decay", "1.0"),
+        ("ema_decay", "-0.1"),
+        ("gp_weight", "-1"),
+    ] {
+        let error = base.with(key, value).unwrap_err().to_string();
+        assert!(error.contains(key), "{key}={value}: {error}");
+    }
+}
+
+/// A zero time budget still trains the first epoch, then stops and leaves a complete run that
+/// resumes.
+#[test]
+fn time_budget_stops_after_an_epoch_and_leaves_a_loadable_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config("hinge").with("epochs", "50").unwrap();
+    let mut trainer = quiet_trainer(&config, dir.path());
+    trainer.time_budget = Some(Duration::ZERO);
+    let reports = trainer.train(&small_mnist()).unwrap();
+    assert_eq!((reports.len(), trainer.epoch), (1, 1));
+    for file in [
+        "generator.safetensors",
+        "discriminator.safetensors",
+        "images/epoch_0001.png",
+    ] {
+        assert!(dir.path().join(file).is_file(), "{file} missing");
+    }
+    let checkpoint =
+        TensorFile::read(dir.path().join("checkpoint.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(checkpoint.config().unwrap().epochs, 50);
+    let resumed = Trainer::resume(dir.path(), None, &Device::Cpu).unwrap();
+    assert_eq!(resumed.epoch, 1);
+}
+
+/// Every preset, the new ones included, builds, trains one step on a few digits and
+/// summarises both networks.
+#[test]
+fn every_preset_trains_a_step_and_summarises() {
+    let data = small_mnist();
+    for (name, _) in PRESETS {
+        let config = TrainConfig::preset(name)
+            .unwrap()
+            .with("batch_size", "8")
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut trainer = quiet_trainer(&config, dir.path());
+        let batch = data
+            .clone()
+            .limit(8)
+            .images_tensor(PixelRange::Symmetric, &Device::Cpu)
+            .unwrap();
+        let stats = trainer.train_step(&batch).unwrap();
+        assert!(
+            stats.d_loss.is_finite() && stats.g_loss.is_finite(),
+            "{name}"
+        );
+        let summary = trainer.gan.discriminator.summary(&Device::Cpu).unwrap();
+        assert!(summary.total_params() > 0, "{name}");
+        assert_eq!(config.loss == Loss::WganGp, name.contains("wgan"), "{name}");
+    }
+}
