@@ -14,7 +14,7 @@ mkdir -p "outputs/$run"
 start=$(date +%s)
 "$bin" train --run "$run" --minutes "$minutes" --quiet "$@" > "outputs/$run/train.log" 2>&1
 end=$(date +%s)
-"$bin" eval "outputs/$run/generator.safetensors" --json > "outputs/$run/eval.json"
+"$bin" eval "outputs/$run/generator.safetensors" --json > "outputs/$run/eval.json" 2> /dev/null
 epochs=$(ls "outputs/$run/images" | sort | tail -1 | tr -dc 0-9 | sed 's/^0*//')
 echo "$run: $((end - start)) s of training, last grid after epoch $epochs"
 python3 - "outputs/$run/eval.json" <<'PY'

@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a GAN (the default preset when given no arguments).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Write digits from a trained generator as a grid PNG and an IDX file.
     Sample(SampleArgs),
     /// Train the digit classifier used by the analysis and the metrics.
@@ -209,13 +209,13 @@ fn main() -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command.unwrap_or(Command::Train(TrainArgs {
+    match cli.command.unwrap_or(Command::Train(Box::new(TrainArgs {
         preset: DEFAULT_PRESET.into(),
         out: "outputs".into(),
         device: "cpu".into(),
         ..Default::default()
-    })) {
-        Command::Train(args) => train(args),
+    }))) {
+        Command::Train(args) => train(*args),
         Command::Sample(args) => sample(args),
         Command::TrainClassifier(args) => train_classifier(args),
         Command::Analyze(args) => analyze(args),
@@ -432,7 +432,8 @@ fn digits_and_classifier(
     };
     if let DigitSource::Generator { path, n, .. } = &source {
         let config = gan_lib::checkpoint::TensorFile::read(path, device)?.config()?;
-        println!(
+        // On stderr: `eval --json` keeps stdout for the JSON.
+        eprintln!(
             "{n} digits from {} ({}, {})",
             path.display(),
             config.name,

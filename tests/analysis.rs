@@ -307,4 +307,18 @@ fn digits_come_from_every_kind_of_source() {
     .load(&Device::Cpu)
     .unwrap_err();
     assert!(error.to_string().contains("big.png"), "{error}");
+
+    // A reader's own error names the file once, not twice.
+    for (name, bytes) in [
+        ("garbage-idx3-ubyte", &b"not an idx file at all"[..]),
+        ("garbage.safetensors", &b"nonsense"[..]),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let message = DigitSource::guess(&path, 4, 0)
+            .load(&Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(message.matches(name).count(), 1, "{message}");
+    }
 }

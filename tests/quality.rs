@@ -334,3 +334,35 @@ fn every_preset_trains_a_step_and_summarises() {
         assert_eq!(config.loss == Loss::WganGp, name.contains("wgan"), "{name}");
     }
 }
+
+/// Spectral normalisation in a convolutional discriminator: its σ-normalised kernels train
+/// with the hinge loss, and every convolution keeps its own power-iteration vector.
+#[test]
+fn dcgan_discriminator_trains_with_spectral_norm_and_hinge() {
+    let config = TrainConfig::preset("dcgan-course")
+        .unwrap()
+        .with("model.d_spectral_norm", "true")
+        .unwrap()
+        .with("loss", "hinge")
+        .unwrap()
+        .with("batch_size", "8")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut trainer = quiet_trainer(&config, dir.path());
+    let before = values(&trainer.gan.d_vars);
+    let u_count = before.iter().filter(|(n, _)| n.ends_with("sn_u")).count();
+    assert_eq!(u_count, 3, "one u per convolution");
+    let batch = small_mnist()
+        .limit(8)
+        .images_tensor(PixelRange::Symmetric, &Device::Cpu)
+        .unwrap();
+    let stats = trainer.train_step(&batch).unwrap();
+    assert!(stats.d_loss.is_finite() && stats.g_loss.is_finite());
+    let after = values(&trainer.gan.d_vars);
+    for ((name, b), (_, a)) in before.iter().zip(&after) {
+        // (A power-iteration vector of one row is ±1 and stays so.)
+        if !name.contains("running_") && a.len() > 1 {
+            assert_ne!(a, b, "{name} did not move");
+        }
+    }
+}

@@ -492,6 +492,39 @@ fn bad_configs_name_the_file_and_the_key() {
         .unwrap_err()
         .to_string()
         .contains("nonsense"));
+    // DCGAN geometry is checked layer by layer when the config is read, naming the layer.
+    let dcgan = TrainConfig::preset("dcgan-course").unwrap();
+    for (key, value, expected) in [
+        (
+            "model.d_layers",
+            "[{ channels = 8, kernel = 40, stride = 2 }]",
+            "model.d_layers[0]",
+        ),
+        (
+            "model.g_layers",
+            "[{ channels = 1, kernel = 3, stride = 1 }]",
+            "1 channel of 28x28",
+        ),
+        (
+            "model.g_layers",
+            "[{ channels = 1, kernel = 1, stride = 1, padding = 3 }]",
+            "model.g_layers[0]",
+        ),
+        (
+            "model.d_layers",
+            "[{ channels = 4, kernel = 4, stride = 2 }]",
+            "linear head",
+        ),
+        (
+            "model.g_layers",
+            "[{ channels = 1, kernel = 28, stride = 2, output_padding = 5 }]",
+            "output_padding",
+        ),
+        ("latent_dim", "100000000", "latent_dim"),
+    ] {
+        let message = dcgan.with(key, value).unwrap_err().to_string();
+        assert!(message.contains(expected), "{key} = {value}: {message}");
+    }
     assert!(TrainConfig::from_file(dir.path().join("absent.toml"))
         .unwrap_err()
         .to_string()

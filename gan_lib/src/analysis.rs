@@ -36,9 +36,15 @@ pub enum AnalysisError {
 }
 
 fn source_error(path: &Path, message: impl Into<String>) -> AnalysisError {
+    let message = message.into();
+    // Errors of the readers underneath already start with the path: say it once.
+    let message = match message.strip_prefix(&format!("{}: ", path.display())) {
+        Some(rest) => rest.to_owned(),
+        None => message,
+    };
     AnalysisError::Source {
         path: path.to_owned(),
-        message: message.into(),
+        message,
     }
 }
 

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::IMAGE_SIDE;
+
 use crate::models::{Activation, InitScheme};
 
 /// Everything a training run needs to know.
@@ -177,6 +179,9 @@ pub struct DcganConfig {
     /// A linear layer to the logit after the convolutions (else the last convolution gives it).
     #[serde(default)]
     pub d_linear_head: bool,
+    /// Spectral normalisation of every discriminator layer (Miyato et al. 2018).
+    #[serde(default)]
+    pub d_spectral_norm: bool,
     /// Weight init.
     #[serde(default = "normal_init")]
     pub init: InitScheme,
@@ -355,6 +360,14 @@ impl TrainConfig {
                 return Err(format!("{key} must be at least 1"));
             }
         }
+        for (key, value) in [
+            ("latent_dim", self.latent_dim),
+            ("batch_size", self.batch_size),
+        ] {
+            if value > MAX_SIZE {
+                return Err(format!("{key} = {value} is too large (at most {MAX_SIZE})"));
+            }
+        }
         if self.batch_size < 2 {
             return Err("batch_size must be at least 2 (BatchNorm needs two images)".into());
         }
@@ -418,8 +431,11 @@ impl TrainConfig {
                 check_dropout("model.d_dropout", m.d_dropout)?;
                 check_activation(m.g_activation)?;
                 check_activation(m.d_activation)?;
-                if m.g_hidden.contains(&0) || m.d_hidden.contains(&0) {
-                    return Err("hidden layer widths must be at least 1".into());
+                let widths = m.g_hidden.iter().chain(&m.d_hidden);
+                if widths.clone().any(|&w| w == 0 || w > MAX_SIZE) {
+                    return Err(format!(
+                        "hidden layer widths must lie between 1 and {MAX_SIZE}"
+                    ));
                 }
             }
             ModelConfig::Dcgan(m) => {
@@ -443,10 +459,87 @@ impl TrainConfig {
                         ));
                     }
                 }
+                check_geometry(m, self.latent_dim)?;
             }
         }
         Ok(())
     }
+}
+
+/// Larger than any layer of a GAN for 28x28 digits: sizes past it are typing errors, and
+/// their products could overflow.
+const MAX_SIZE: usize = 1 << 16;
+
+/// Follows the feature maps through every layer of a DCGAN pair and says, naming the layer,
+/// where a kernel does not fit its input or where the sizes do not end as they must (G at
+/// 1x28x28, D at one logit).
+fn check_geometry(m: &DcganConfig, latent_dim: usize) -> Result<(), String> {
+    let (mut channels, mut side) = match m.g_start {
+        GeneratorStart::Latent1x1 => (latent_dim, 1),
+        GeneratorStart::Dense { channels, side } => (channels, side),
+    };
+    if channels > MAX_SIZE || side > IMAGE_SIDE {
+        return Err(format!(
+            "model.g_start: {channels} maps of {side}x{side} is too large (at most {MAX_SIZE} maps, {IMAGE_SIDE}x{IMAGE_SIDE})"
+        ));
+    }
+    for (i, l) in m.g_layers.iter().enumerate() {
+        let key = format!("model.g_layers[{i}]");
+        check_sizes(&key, l)?;
+        if l.output_padding >= l.stride {
+            return Err(format!(
+                "{key}: output_padding {} must be smaller than the stride {}",
+                l.output_padding, l.stride
+            ));
+        }
+        let full = (side - 1) * l.stride + l.kernel + l.output_padding;
+        if full <= 2 * l.padding {
+            return Err(format!(
+                "{key}: padding {} leaves nothing of a {side}x{side} input",
+                l.padding
+            ));
+        }
+        (channels, side) = (l.channels, full - 2 * l.padding);
+        if side > 4 * IMAGE_SIDE {
+            return Err(format!("{key}: gives {side}x{side} maps, far past 28x28"));
+        }
+    }
+    if (channels, side) != (1, IMAGE_SIDE) {
+        return Err(format!(
+            "model.g_layers end in {channels} channels of {side}x{side}; they must end in 1 channel of 28x28"
+        ));
+    }
+    let (mut channels, mut side) = (1, IMAGE_SIDE);
+    for (i, l) in m.d_layers.iter().enumerate() {
+        let key = format!("model.d_layers[{i}]");
+        check_sizes(&key, l)?;
+        if l.kernel > side + 2 * l.padding {
+            return Err(format!(
+                "{key}: a kernel of {} does not fit its {side}x{side} input with padding {}",
+                l.kernel, l.padding
+            ));
+        }
+        (channels, side) = (l.channels, (side + 2 * l.padding - l.kernel) / l.stride + 1);
+    }
+    if !m.d_linear_head && (channels, side) != (1, 1) {
+        return Err(format!(
+            "model.d_layers end in {channels} channels of {side}x{side}: without a linear head (model.d_linear_head = true) the last must give 1 channel of 1x1"
+        ));
+    }
+    Ok(())
+}
+
+fn check_sizes(key: &str, l: &ConvLayer) -> Result<(), String> {
+    if l.channels > MAX_SIZE
+        || l.kernel > IMAGE_SIDE
+        || l.stride > IMAGE_SIDE
+        || l.padding > IMAGE_SIDE
+    {
+        return Err(format!(
+            "{key}: channels at most {MAX_SIZE}, kernel, stride and padding at most {IMAGE_SIDE}"
+        ));
+    }
+    Ok(())
 }
 
 fn check_dropout(key: &str, p: f32) -> Result<(), String> {

@@ -99,22 +99,23 @@ pub fn find_upwards(relative: &str) -> Option<PathBuf> {
 }
 
 /// The compute device for a name: `cpu`, `cuda`, `metal`, or `auto` (a GPU when the crate
-/// was built with one and it is present, else the CPU).
+/// was built with one and one answers, else the CPU).
 pub fn device(name: &str) -> candle_core::Result<candle_core::Device> {
     use candle_core::Device;
     match name {
         "cpu" => Ok(Device::Cpu),
         "cuda" => Device::new_cuda(0),
         "metal" => Device::new_metal(0),
-        "auto" => {
-            if candle_core::utils::cuda_is_available() {
-                Device::new_cuda(0)
-            } else if candle_core::utils::metal_is_available() {
-                Device::new_metal(0)
-            } else {
-                Ok(Device::Cpu)
-            }
-        }
+        // `cuda_is_available` only says the crate was built with CUDA: probe for a device.
+        "auto" => Ok(candle_core::utils::cuda_is_available()
+            .then(|| Device::new_cuda(0).ok())
+            .flatten()
+            .or_else(|| {
+                candle_core::utils::metal_is_available()
+                    .then(|| Device::new_metal(0).ok())
+                    .flatten()
+            })
+            .unwrap_or(Device::Cpu)),
         other => candle_core::bail!("unknown device {other:?}: use auto, cpu, cuda or metal"),
     }
 }

@@ -12,7 +12,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -54,7 +53,7 @@ pub enum TrainError {
         source: std::io::Error,
     },
     /// A loss became NaN or infinite.
-    #[error("training diverged: {what} is {value} at epoch {epoch}, step {step}; the last checkpoint (end of epoch {last_good}) is intact")]
+    #[error("training diverged: {what} is {value} at epoch {epoch}, step {step}; the step was not applied, so the weights in memory are those after step {}; {}", step - 1, on_disk(*last_good))]
     NonFinite {
         /// Which quantity.
         what: &'static str,
@@ -75,6 +74,14 @@ pub enum TrainError {
         /// Why.
         message: String,
     },
+}
+
+/// What a run has on disk after a failure in the epoch after `last_good`.
+fn on_disk(last_good: usize) -> String {
+    match last_good {
+        0 => "no checkpoint has been written yet (the first epoch did not finish)".into(),
+        n => format!("checkpoint.safetensors holds the end of epoch {n}, intact"),
+    }
 }
 
 /// A generator and a discriminator, each with its own variables.
@@ -722,25 +729,18 @@ impl Trainer {
     }
 }
 
+/// Writes a file of the run atomically (see [`checkpoint::write_atomic`]).
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    std::fs::write(path, bytes).map_err(|source| TrainError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    Ok(checkpoint::write_atomic(path, bytes)?)
 }
 
-/// Writes the per-step losses as CSV (`step,d_loss,g_loss`).
+/// Writes the per-step losses as CSV (`step,d_loss,g_loss`), atomically.
 fn write_losses(path: &Path, history: &[LossPoint]) -> Result<(), TrainError> {
     let mut text = String::from("step,d_loss,g_loss\n");
     for p in history {
         text.push_str(&format!("{},{},{}\n", p.step, p.d_loss, p.g_loss));
     }
-    let io = |source| TrainError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = std::fs::File::create(path).map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)
+    write_file(path, text.as_bytes())
 }
 
 /// Reads the losses written by an earlier run, up to `last_step`.

@@ -366,7 +366,22 @@ fn main() -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let presets = value("--presets")
         .map(|p| p.split(',').map(str::to_owned).collect::<Vec<_>>())
-        .unwrap_or_else(|| PRESETS.iter().map(|(n, _)| n.to_string()).collect());
+        .unwrap_or_else(|| {
+            // The PyTorch reference mirrors the BCE loop: by default, the presets it can
+            // reproduce (no hinge or Wasserstein loss, spectral norm or moving average).
+            PRESETS
+                .iter()
+                .filter(|(n, _)| {
+                    TrainConfig::preset(n).is_ok_and(|c| {
+                        c.loss == gan_lib::config::Loss::Bce
+                            && c.ema_decay == 0.0
+                            && !matches!(&c.model, ModelConfig::Mlp(m) if m.d_spectral_norm)
+                            && !matches!(&c.model, ModelConfig::Dcgan(m) if m.d_spectral_norm)
+                    })
+                })
+                .map(|(n, _)| n.to_string())
+                .collect()
+        });
     for name in &presets {
         TrainConfig::preset(name)?;
     }

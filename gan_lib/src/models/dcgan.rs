@@ -6,6 +6,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::spectral_norm::SpectralNorm;
 use super::{batch_norm, Block, Pass};
 use crate::config::{ConvLayer, DcganConfig, GeneratorStart};
 use crate::data::IMAGE_SIDE;
@@ -125,6 +126,8 @@ impl Generator {
 pub struct Discriminator {
     layers: Vec<Block<Conv2d>>,
     out: Option<Linear>,
+    /// One per convolution, then the linear head's, when spectral normalisation is on.
+    spectral: Option<Vec<SpectralNorm>>,
     config: DcganConfig,
 }
 
@@ -133,8 +136,12 @@ impl Discriminator {
     pub fn new(config: &DcganConfig, vb: VarBuilder) -> Result<Discriminator> {
         let (mut channels, mut side) = (1, IMAGE_SIDE);
         let mut layers = Vec::new();
+        let mut spectral = Vec::new();
         for (i, l) in config.d_layers.iter().enumerate() {
             let vb = vb.pp(format!("layers.{i}"));
+            if config.d_spectral_norm {
+                spectral.push(SpectralNorm::new(l.channels, vb.pp("conv"))?);
+            }
             let conv = Conv2d::new(
                 channels,
                 l.channels,
@@ -159,6 +166,9 @@ impl Discriminator {
             side = conv_out(side, l);
         }
         let out = if config.d_linear_head {
+            if config.d_spectral_norm {
+                spectral.push(SpectralNorm::new(1, vb.pp("out"))?);
+            }
             Some(Linear::new(channels * side * side, 1, true, vb.pp("out"))?)
         } else if channels != 1 || side != 1 {
             candle_core::bail!("without a linear head the discriminator's last layer must give 1 channel of 1x1, not {channels} of {side}x{side}");
@@ -168,15 +178,63 @@ impl Discriminator {
         Ok(Discriminator {
             layers,
             out,
+            spectral: config.d_spectral_norm.then_some(spectral),
             config: config.clone(),
         })
     }
 
+    /// The convolutions' blocks and the linear head, their weights divided by σ when
+    /// spectral normalisation is on.
+    fn layers(&self) -> Result<(Vec<Block<Conv2d>>, Option<Linear>)> {
+        let Some(spectral) = &self.spectral else {
+            return Ok((self.layers.clone(), self.out.clone()));
+        };
+        let layers = self
+            .layers
+            .iter()
+            .zip(spectral)
+            .map(|(block, norm)| {
+                Ok(Block {
+                    layer: block
+                        .layer
+                        .with_weight(norm.normalize(block.layer.weight())?),
+                    ..block.clone()
+                })
+            })
+            .collect::<Result<_>>()?;
+        let out = match &self.out {
+            Some(out) => {
+                let norm = &spectral[self.layers.len()];
+                Some(Linear::from_tensors(
+                    norm.normalize(out.weight())?,
+                    out.bias().cloned(),
+                ))
+            }
+            None => None,
+        };
+        Ok((layers, out))
+    }
+
+    /// One power-iteration step of every layer's spectral normalisation (none without it).
+    pub fn update_spectral_norm(&self) -> Result<()> {
+        if let Some(spectral) = &self.spectral {
+            let weights = self.layers.iter().map(|b| b.layer.weight());
+            for (weight, norm) in weights
+                .chain(self.out.as_ref().map(|o| o.weight()))
+                .zip(spectral)
+            {
+                norm.power_iteration(weight)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `(b, 1, 28, 28)` → `(b, 1)` or `(b, 1, 1, 1)` logits.
     pub fn forward_pass(&self, images: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        let (layers, out) = self.layers()?;
         let mut x = images.clone();
-        let last = self.layers.len() - 1;
-        for (i, block) in self.layers.iter().enumerate() {
+        let last = layers.len() - 1;
+        for (i, block) in layers.iter().enumerate() {
             x = if self.out.is_some() || i != last {
                 let (activation, p) = (self.config.d_activation, self.config.d_dropout);
                 block.forward_activated(&x, pass, activation, p)?
@@ -185,7 +243,7 @@ impl Discriminator {
             };
             x = pass.layer(&format!("layers.{i}"), block.params, x)?;
         }
-        match &self.out {
+        match &out {
             Some(out) => {
                 let x = out.forward(&x.flatten_from(1)?)?;
                 pass.layer("out (logit)", out.weight().elem_count() + 1, x)

@@ -469,7 +469,7 @@ impl Discriminator {
     pub fn update_spectral_norm(&self) -> Result<()> {
         match self {
             Discriminator::Mlp(d) => d.update_spectral_norm(),
-            Discriminator::Dcgan(_) => Ok(()),
+            Discriminator::Dcgan(d) => d.update_spectral_norm(),
         }
     }
 

@@ -826,6 +826,19 @@ impl Conv2d {
     pub fn weight(&self) -> &Tensor {
         self.candle.weight()
     }
+
+    /// The same layer with another kernel of the same shape (for weights computed from
+    /// others, as spectral normalisation does).
+    pub fn with_weight(&self, weight: Tensor) -> Conv2d {
+        Conv2d {
+            candle: candle_nn::Conv2d::new(
+                weight,
+                self.candle.bias().cloned(),
+                *self.candle.config(),
+            ),
+            ..self.clone()
+        }
+    }
 }
 
 impl Module for Conv2d {
