@@ -23,7 +23,11 @@ fn presets_are_listed() {
     let output = mnist_gan(&["presets"]);
     assert!(output.status.success());
     for name in [
+        "fast-mlp",
         "quick-mlp",
+        "wide-mlp",
+        "mlp-hinge-sn",
+        "mlp-wgan-gp",
         "fc-gan-64",
         "dcgan-course",
         "mlp-smoothing",
@@ -126,4 +130,64 @@ fn sample_from_the_shipped_generator_writes_a_grid_and_an_idx_file() {
     let bright =
         images.pixels.iter().filter(|&&p| p > 128).count() as f64 / images.pixels.len() as f64;
     assert!((0.03..0.4).contains(&bright), "bright fraction {bright}");
+}
+
+#[test]
+fn time_budget_and_dry_run_flags_are_checked() {
+    for minutes in ["0", "-3", "nan", "inf"] {
+        let output = mnist_gan(&["train", "--minutes", minutes, "--dry-run"]);
+        assert!(!output.status.success(), "--minutes {minutes} was accepted");
+        assert!(text(&output).contains("--minutes"), "{}", text(&output));
+    }
+    // A dry run on synthetic digits must never write into a real run.
+    let output = mnist_gan(&["train", "--resume", "quick-mlp", "--dry-run"]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("--resume"), "{}", text(&output));
+}
+
+#[test]
+fn a_time_budget_stops_the_run_and_sample_names_the_averaged_weights() {
+    let out = tempfile::tempdir().unwrap();
+    let output = mnist_gan(&[
+        "train",
+        "--preset",
+        "fast-mlp",
+        "--epochs",
+        "50",
+        "--minutes",
+        "0.0001",
+        "--limit",
+        "128",
+        "--set",
+        "batch_size=32",
+        "--set",
+        "model.g_hidden=[32]",
+        "--set",
+        "model.d_hidden=[32]",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--run",
+        "budget",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("Time budget"), "{}", text(&output));
+    let run = out.path().join("budget");
+    assert!(run.join("images/epoch_0001.png").is_file());
+    assert!(!run.join("images/epoch_0002.png").exists());
+    let samples = out.path().join("samples");
+    let output = mnist_gan(&[
+        "sample",
+        "--checkpoint",
+        run.join("generator.safetensors").to_str().unwrap(),
+        "--n",
+        "4",
+        "--out",
+        samples.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("moving average of G's weights"),
+        "{}",
+        text(&output)
+    );
 }

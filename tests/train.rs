@@ -13,7 +13,8 @@ use gan_lib::train::{Gan, TrainError, Trainer};
 /// Trainable parameters (G, D) of each preset, as the source designs count them.
 /// dcgan-course: the course's Generator(z_dim=64, hidden_dim=64) and Discriminator(hidden_dim=16).
 /// dcgan-tf: Keras reports 2,330,944 for G including BatchNorm's 25,472 moving statistics.
-const PARAMS: [(&str, usize, usize); 8] = [
+const PARAMS: [(&str, usize, usize); 10] = [
+    ("fast-mlp", 551_952, 533_505),
     ("quick-mlp", 551_952, 533_505),
     ("fc-gan-64", 218_128, 100_609),
     ("dcgan-course", 747_841, 9_105),
@@ -22,6 +23,7 @@ const PARAMS: [(&str, usize, usize); 8] = [
     ("fc-gan-100", 1_486_352, 1_460_225),
     ("mlp-hinge-sn", 1_497_104, 533_505),
     ("mlp-wgan-gp", 1_497_104, 533_505),
+    ("wide-mlp", 1_497_104, 533_505),
 ];
 
 fn small_mnist() -> Split {

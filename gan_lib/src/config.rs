@@ -239,7 +239,8 @@ pub enum ConfigError {
 }
 
 /// The presets in `configs/`, by name. The first is the default.
-pub const PRESETS: [(&str, &str); 8] = [
+pub const PRESETS: [(&str, &str); 10] = [
+    ("fast-mlp", include_str!("../../configs/fast-mlp.toml")),
     ("quick-mlp", include_str!("../../configs/quick-mlp.toml")),
     ("fc-gan-64", include_str!("../../configs/fc-gan-64.toml")),
     (
@@ -260,6 +261,7 @@ pub const PRESETS: [(&str, &str); 8] = [
         "mlp-wgan-gp",
         include_str!("../../configs/mlp-wgan-gp.toml"),
     ),
+    ("wide-mlp", include_str!("../../configs/wide-mlp.toml")),
 ];
 
 /// The preset `train` uses when given none.

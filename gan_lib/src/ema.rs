@@ -9,7 +9,7 @@
 //! in TensorFlow's `ExponentialMovingAverage` with `num_updates`: `d = min(decay, (1 + t) /
 //! (10 + t))` at update `t`, so that the first updates are not dominated by the random init.
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{bail, CpuStorage, DType, Device, InplaceOp2, Layout, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 use crate::config::TrainConfig;
@@ -61,13 +61,20 @@ impl Ema {
         self.decay.min((1.0 + t) / (10.0 + t))
     }
 
-    /// Moves the average towards `live`'s variables.
+    /// Moves the average towards `live`'s variables: in place on the CPU (one pass over
+    /// memory; four tensor ops per variable cost a tenth of a small MLP's step), with tensor
+    /// ops elsewhere.
     pub fn update(&mut self, live: &VarMap) -> Result<()> {
         let d = self.current_decay();
         let live = live.data().lock().expect("varmap lock");
         for (name, var) in self.vars.data().lock().expect("varmap lock").iter() {
-            let averaged = ((var.as_tensor() * d)? + (live[name].as_tensor() * (1.0 - d))?)?;
-            var.set(&averaged)?;
+            let weights = live[name].as_tensor();
+            if var.device().is_cpu() && var.dtype() == DType::F32 {
+                var.as_tensor()
+                    .inplace_op2(&weights.contiguous()?, &TowardsInPlace { decay: d as f32 })?;
+            } else {
+                var.set(&((var.as_tensor() * d)? + (weights * (1.0 - d))?)?)?;
+            }
         }
         self.updates += 1;
         Ok(())
@@ -76,5 +83,40 @@ impl Ema {
     /// The averaged variables as named tensors.
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
         crate::checkpoint::named_vars(&self.vars, "")
+    }
+}
+
+/// `average ← decay·average + (1 − decay)·weights`, in place on the average.
+struct TowardsInPlace {
+    decay: f32,
+}
+
+impl InplaceOp2 for TowardsInPlace {
+    fn name(&self) -> &'static str {
+        "ema-update"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        let (CpuStorage::F32(average), CpuStorage::F32(weights)) = (s1, s2) else {
+            bail!("ema-update: expected f32 tensors");
+        };
+        let (Some((a0, a1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            bail!("ema-update: expected contiguous tensors");
+        };
+        if a1 - a0 != w1 - w0 {
+            bail!("ema-update: {} averaged values for {} weights", a1 - a0, w1 - w0);
+        }
+        let d = self.decay;
+        for (a, &w) in average[a0..a1].iter_mut().zip(&weights[w0..w1]) {
+            *a = d * *a + (1.0 - d) * w;
+        }
+        Ok(())
     }
 }
