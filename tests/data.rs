@@ -38,8 +38,31 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// MD5 of each file once decompressed, as published with MNIST (`shared/mnist/README.md`).
+const RAW_MD5: [(&str, &str, usize); 4] = [
+    ("train-images-idx3-ubyte.gz", "6bbc9ace898e44ae57da46a324031adb", 47_040_016),
+    ("train-labels-idx1-ubyte.gz", "a25bea736e30d166cdddb491f175f624", 60_008),
+    ("t10k-images-idx3-ubyte.gz", "2646ac647ad5339dbf082846283269ea", 7_840_016),
+    ("t10k-labels-idx1-ubyte.gz", "27ae3e4e09519cfbb04c329615203637", 10_008),
+];
+
 #[test]
-fn vendored_files_match_published_checksums() {
+fn decompressed_files_match_the_published_md5s() {
+    use std::io::Read;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    for (name, expected, size) in RAW_MD5 {
+        let file = std::fs::File::open(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(file)
+            .read_to_end(&mut raw)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(raw.len(), size, "{name}: decompressed size");
+        assert_eq!(hex(&md5::Md5::digest(&raw)), expected, "{name}: MD5 of the raw IDX bytes");
+    }
+}
+
+#[test]
+fn vendored_gz_files_match_the_sha256sums_beside_them() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     for (name, expected) in SHA256 {
         let bytes = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
