@@ -40,10 +40,26 @@ fn hex(bytes: &[u8]) -> String {
 
 /// MD5 of each file once decompressed, as published with MNIST (`shared/mnist/README.md`).
 const RAW_MD5: [(&str, &str, usize); 4] = [
-    ("train-images-idx3-ubyte.gz", "6bbc9ace898e44ae57da46a324031adb", 47_040_016),
-    ("train-labels-idx1-ubyte.gz", "a25bea736e30d166cdddb491f175f624", 60_008),
-    ("t10k-images-idx3-ubyte.gz", "2646ac647ad5339dbf082846283269ea", 7_840_016),
-    ("t10k-labels-idx1-ubyte.gz", "27ae3e4e09519cfbb04c329615203637", 10_008),
+    (
+        "train-images-idx3-ubyte.gz",
+        "6bbc9ace898e44ae57da46a324031adb",
+        47_040_016,
+    ),
+    (
+        "train-labels-idx1-ubyte.gz",
+        "a25bea736e30d166cdddb491f175f624",
+        60_008,
+    ),
+    (
+        "t10k-images-idx3-ubyte.gz",
+        "2646ac647ad5339dbf082846283269ea",
+        7_840_016,
+    ),
+    (
+        "t10k-labels-idx1-ubyte.gz",
+        "27ae3e4e09519cfbb04c329615203637",
+        10_008,
+    ),
 ];
 
 #[test]
@@ -57,7 +73,11 @@ fn decompressed_files_match_the_published_md5s() {
             .read_to_end(&mut raw)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(raw.len(), size, "{name}: decompressed size");
-        assert_eq!(hex(&md5::Md5::digest(&raw)), expected, "{name}: MD5 of the raw IDX bytes");
+        assert_eq!(
+            hex(&md5::Md5::digest(&raw)),
+            expected,
+            "{name}: MD5 of the raw IDX bytes"
+        );
     }
 }
 

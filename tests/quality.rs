@@ -1,59 +1,30 @@
 //! What makes the digits better: the moving average of G's weights, the hinge and
 //! Wasserstein losses, spectral normalisation, and the time budget.
 
-use std::path::Path;
+mod common;
+use common::{quiet_trainer, small_mnist, tiny_mlp, weights};
+
 use std::time::Duration;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use gan_lib::checkpoint::{self, TensorFile};
+use gan_lib::checkpoint::TensorFile;
 use gan_lib::config::{Loss, ModelConfig, TrainConfig, PRESETS};
-use gan_lib::data::{Mnist, PixelRange, Split};
+use gan_lib::data::PixelRange;
 use gan_lib::ema::Ema;
 use gan_lib::models::{gradient_penalty, Discriminator};
 use gan_lib::rng;
 use gan_lib::train::{Gan, Trainer};
 
-fn small_mnist() -> Split {
-    Mnist::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist"))
-        .unwrap()
-        .test
-        .limit(256)
-}
-
 /// A small MLP GAN with `loss`, spectral normalisation in D and the moving average of G.
 fn tiny_config(loss: &str) -> TrainConfig {
-    TrainConfig::preset("quick-mlp")
-        .unwrap()
-        .with("batch_size", "32")
-        .unwrap()
-        .with("model.g_hidden", "[32, 64]")
-        .unwrap()
-        .with("model.d_hidden", "[64, 32]")
-        .unwrap()
+    tiny_mlp()
         .with("model.d_spectral_norm", "true")
         .unwrap()
         .with("loss", loss)
         .unwrap()
         .with("ema_decay", "0.9")
         .unwrap()
-        .with("epochs", "2")
-        .unwrap()
-}
-
-fn values(varmap: &VarMap) -> Vec<(String, Vec<f32>)> {
-    let mut all: Vec<(String, Vec<f32>)> = checkpoint::named_vars(varmap, "")
-        .into_iter()
-        .map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-        .collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    all
-}
-
-fn quiet_trainer(config: &TrainConfig, dir: &Path) -> Trainer {
-    let mut trainer = Trainer::new(config, dir, &Device::Cpu).unwrap();
-    trainer.progress = false;
-    trainer
 }
 
 #[test]
@@ -61,9 +32,15 @@ fn ema_follows_its_formula_with_warm_up() {
     let config = tiny_config("hinge");
     let gan = Gan::new(&config, &Device::Cpu, &mut rng::seeded(1)).unwrap();
     let mut ema = Ema::new(&config, &gan.g_vars, &Device::Cpu).unwrap();
-    assert_eq!(values(&ema.vars), values(&gan.g_vars), "starts as a copy");
+    assert_eq!(weights(&ema.vars), weights(&gan.g_vars), "starts as a copy");
     let name = "out.bias";
-    let read = |vars: &VarMap| values(vars).into_iter().find(|(n, _)| n == name).unwrap().1;
+    let read = |vars: &VarMap| {
+        weights(vars)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+    };
     let before = read(&ema.vars);
     // Move the live weights, then average: d = min(0.9, 1/10) at the first update.
     let live = gan.g_vars.data().lock().unwrap()[name].clone();
@@ -99,22 +76,26 @@ fn resume_is_exact_with_ema_spectral_norm_and_each_loss() {
         resumed.progress = false;
         resumed.train(&data).unwrap();
 
-        let d = values(&straight.gan.d_vars);
+        let d = weights(&straight.gan.d_vars);
         assert!(
             d.iter().any(|(n, _)| n.ends_with("sn_u")),
             "{loss}: no sn_u"
         );
-        assert_eq!(d, values(&resumed.gan.d_vars), "{loss}");
-        assert_eq!(values(&straight.gan.g_vars), values(&resumed.gan.g_vars));
+        assert_eq!(d, weights(&resumed.gan.d_vars), "{loss}");
+        assert_eq!(weights(&straight.gan.g_vars), weights(&resumed.gan.g_vars));
         let (a, b) = (
             straight.ema.as_ref().unwrap(),
             resumed.ema.as_ref().unwrap(),
         );
-        assert_eq!(values(&a.vars), values(&b.vars), "{loss}: averages differ");
+        assert_eq!(
+            weights(&a.vars),
+            weights(&b.vars),
+            "{loss}: averages differ"
+        );
         assert_eq!(a.updates, b.updates);
         assert_ne!(
-            values(&a.vars),
-            values(&straight.gan.g_vars),
+            weights(&a.vars),
+            weights(&straight.gan.g_vars),
             "{loss}: no averaging"
         );
 
@@ -349,7 +330,7 @@ fn dcgan_discriminator_trains_with_spectral_norm_and_hinge() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut trainer = quiet_trainer(&config, dir.path());
-    let before = values(&trainer.gan.d_vars);
+    let before = weights(&trainer.gan.d_vars);
     let u_count = before.iter().filter(|(n, _)| n.ends_with("sn_u")).count();
     assert_eq!(u_count, 3, "one u per convolution");
     let batch = small_mnist()
@@ -358,7 +339,7 @@ fn dcgan_discriminator_trains_with_spectral_norm_and_hinge() {
         .unwrap();
     let stats = trainer.train_step(&batch).unwrap();
     assert!(stats.d_loss.is_finite() && stats.g_loss.is_finite());
-    let after = values(&trainer.gan.d_vars);
+    let after = weights(&trainer.gan.d_vars);
     for ((name, b), (_, a)) in before.iter().zip(&after) {
         // (A power-iteration vector of one row is ±1 and stays so.)
         if !name.contains("running_") && a.len() > 1 {

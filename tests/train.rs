@@ -1,11 +1,12 @@
 //! Models, presets, the trainer, checkpoints and resume.
 
-use std::path::Path;
+mod common;
+use common::{quiet_trainer, small_mnist, tiny_mlp, weights};
 
 use candle_core::{Device, Tensor};
 use gan_lib::checkpoint::{self, CheckpointError, TensorFile};
 use gan_lib::config::{ConfigError, TrainConfig, PRESETS};
-use gan_lib::data::{Mnist, Split};
+
 use gan_lib::models::{bce_with_logits, count_params, Discriminator, Generator, Pass};
 use gan_lib::rng;
 use gan_lib::train::{Gan, TrainError, Trainer};
@@ -26,42 +27,9 @@ const PARAMS: [(&str, usize, usize); 10] = [
     ("wide-mlp", 1_497_104, 533_505),
 ];
 
-fn small_mnist() -> Split {
-    Mnist::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist"))
-        .unwrap()
-        .test
-        .limit(256)
-}
-
-/// The default preset made small: fast in a debug build, still the real code path.
+/// The default preset made small, with dropout in D.
 fn tiny_config() -> TrainConfig {
-    TrainConfig::preset("quick-mlp")
-        .unwrap()
-        .with("batch_size", "32")
-        .unwrap()
-        .with("model.g_hidden", "[32, 64]")
-        .unwrap()
-        .with("model.d_hidden", "[64, 32]")
-        .unwrap()
-        .with("model.d_dropout", "0.2")
-        .unwrap()
-        .with("epochs", "2")
-        .unwrap()
-}
-
-fn weights(varmap: &candle_nn::VarMap) -> Vec<(String, Vec<f32>)> {
-    let mut all: Vec<(String, Vec<f32>)> = checkpoint::named_vars(varmap, "")
-        .into_iter()
-        .map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-        .collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    all
-}
-
-fn quiet_trainer(config: &TrainConfig, dir: &Path) -> Trainer {
-    let mut trainer = Trainer::new(config, dir, &Device::Cpu).unwrap();
-    trainer.progress = false;
-    trainer
+    tiny_mlp().with("model.d_dropout", "0.2").unwrap()
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! in TensorFlow's `ExponentialMovingAverage` with `num_updates`: `d = min(decay, (1 + t) /
 //! (10 + t))` at update `t`, so that the first updates are not dominated by the random init.
 
-use candle_core::{bail, CpuStorage, DType, Device, InplaceOp2, Layout, Result, Tensor};
+use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 use crate::config::TrainConfig;
@@ -103,18 +103,9 @@ impl InplaceOp2 for TowardsInPlace {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let (CpuStorage::F32(average), CpuStorage::F32(weights)) = (s1, s2) else {
-            bail!("ema-update: expected f32 tensors");
-        };
-        let (Some((a0, a1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            bail!("ema-update: expected contiguous tensors");
-        };
-        if a1 - a0 != w1 - w0 {
-            bail!("ema-update: {} averaged values for {} weights", a1 - a0, w1 - w0);
-        }
+        let (average, weights) = crate::ops::operands_mut(s1, l1, s2, l2, self.name())?;
         let d = self.decay;
-        for (a, &w) in average[a0..a1].iter_mut().zip(&weights[w0..w1]) {
+        for (a, &w) in average.iter_mut().zip(weights) {
             *a = d * *a + (1.0 - d) * w;
         }
         Ok(())

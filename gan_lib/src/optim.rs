@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{bail, CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 use candle_nn::VarMap;
 use rayon::prelude::*;
 
@@ -82,13 +82,7 @@ impl InplaceOp2 for FusedStep<'_> {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let (CpuStorage::F32(weights), CpuStorage::F32(grads)) = (s1, s2) else {
-            bail!("adam-step: expected f32 weights and gradients");
-        };
-        let (Some((w0, w1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            bail!("adam-step: expected contiguous weights and gradients");
-        };
+        let (weights, grads) = crate::ops::operands_mut(s1, l1, s2, l2, self.name())?;
         let (mut first, mut second, k) =
             (self.first.borrow_mut(), self.second.borrow_mut(), self.k);
         let update = |(((w, g), m), v): Slices| {
@@ -98,7 +92,6 @@ impl InplaceOp2 for FusedStep<'_> {
                 *w -= k.step_size * *m / ((*v * k.bias2).sqrt() + k.eps);
             }
         };
-        let (weights, grads) = (&mut weights[w0..w1], &grads[g0..g1]);
         if !crate::ops::split(weights.len()) {
             update((((weights, grads), &mut first[..]), &mut second[..]));
         } else {

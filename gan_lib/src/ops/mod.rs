@@ -37,6 +37,28 @@ fn values<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a 
     }
 }
 
+/// The f32 values of an in-place op's two contiguous CPU operands: the first, written in
+/// place, and the second, read.
+pub(crate) fn operands_mut<'a>(
+    s1: &'a mut CpuStorage,
+    l1: &Layout,
+    s2: &'a CpuStorage,
+    l2: &Layout,
+    op: &str,
+) -> Result<(&'a mut [f32], &'a [f32])> {
+    let (CpuStorage::F32(written), CpuStorage::F32(read)) = (s1, s2) else {
+        bail!("{op}: expected f32 tensors");
+    };
+    let (Some((w0, w1)), Some((r0, r1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+    else {
+        bail!("{op}: expected contiguous tensors");
+    };
+    if w1 - w0 != r1 - r0 {
+        bail!("{op}: {} values to write, {} to read", w1 - w0, r1 - r0);
+    }
+    Ok((&mut written[w0..w1], &read[r0..r1]))
+}
+
 /// Below this many values a kernel runs on the calling thread: waking rayon's workers costs
 /// more than the work.
 const PARALLEL_MIN: usize = 1 << 15;
