@@ -135,7 +135,8 @@ fn sample_from_the_shipped_generator_writes_a_grid_and_an_idx_file() {
 #[test]
 fn time_budget_and_dry_run_flags_are_checked() {
     for minutes in ["0", "-3", "nan", "inf"] {
-        let output = mnist_gan(&["train", "--minutes", minutes, "--dry-run"]);
+        let flag = format!("--minutes={minutes}");
+        let output = mnist_gan(&["train", &flag, "--dry-run"]);
         assert!(!output.status.success(), "--minutes {minutes} was accepted");
         assert!(text(&output).contains("--minutes"), "{}", text(&output));
     }
