@@ -53,7 +53,7 @@ pub enum TrainError {
         source: std::io::Error,
     },
     /// A loss became NaN or infinite.
-    #[error("training diverged: {what} is {value} at epoch {epoch}, step {step}; the step was not applied, so the weights in memory are those after step {}; {}", step - 1, on_disk(*last_good))]
+    #[error("training diverged: {what} is {value} at epoch {epoch}, step {step}; the update it would have made was not applied; {}", on_disk(*last_good))]
     NonFinite {
         /// Which quantity.
         what: &'static str,
