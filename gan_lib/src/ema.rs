@@ -9,7 +9,7 @@
 //! in TensorFlow's `ExponentialMovingAverage` with `num_updates`: `d = min(decay, (1 + t) /
 //! (10 + t))` at update `t`, so that the first updates are not dominated by the random init.
 
-use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Result, Tensor};
+use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Result};
 use candle_nn::{VarBuilder, VarMap};
 
 use crate::config::TrainConfig;
@@ -78,11 +78,6 @@ impl Ema {
         }
         self.updates += 1;
         Ok(())
-    }
-
-    /// The averaged variables as named tensors.
-    pub fn tensors(&self) -> Vec<(String, Tensor)> {
-        crate::checkpoint::named_vars(&self.vars, "")
     }
 }
 
