@@ -158,6 +158,10 @@ struct TrainArgs {
     /// Continue the run of this name (or folder) from its last checkpoint.
     #[arg(long, value_name = "RUN")]
     resume: Option<String>,
+    /// With --resume: multiply both learning rates by this factor from here on (0.5 after a
+    /// run diverged, say).
+    #[arg(long, requires = "resume", value_name = "FACTOR")]
+    lr_scale: Option<f64>,
     /// auto, cpu, cuda or metal.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -283,8 +287,19 @@ fn train(args: TrainArgs) -> Result<()> {
             } else {
                 args.out.join(run)
             };
-            let trainer = Trainer::resume(&dir, args.epochs, &device)
+            let mut trainer = Trainer::resume(&dir, args.epochs, &device)
                 .with_context(|| format!("resuming {}", dir.display()))?;
+            if let Some(scale) = args.lr_scale {
+                if !(scale.is_finite() && scale > 0.0) {
+                    bail!("--lr-scale {scale}: give a positive factor");
+                }
+                trainer.scale_learning_rates(scale)?;
+                let config = &trainer.gan.config;
+                println!(
+                    "Learning rates now {:e} (G) and {:e} (D)",
+                    config.lr_g, config.lr_d
+                );
+            }
             println!(
                 "Resuming {} after epoch {} (step {})",
                 dir.display(),
@@ -355,6 +370,22 @@ fn shipped_generator() -> PathBuf {
 fn sample(args: SampleArgs) -> Result<()> {
     if args.n == 0 || args.nrow == 0 {
         bail!("--n and --nrow must be at least 1");
+    }
+    if args.n > analysis::MAX_DRAWN_DIGITS {
+        bail!(
+            "--n {}: at most {} digits at once",
+            args.n,
+            analysis::MAX_DRAWN_DIGITS
+        );
+    }
+    if plot::grid_size(args.n, args.nrow, 2, 2).is_none() {
+        bail!(
+            "--n {} in rows of --nrow {} makes a grid picture over {} pixels on a side: \
+             lower --n or change --nrow",
+            args.n,
+            args.nrow,
+            plot::MAX_PICTURE_SIDE
+        );
     }
     let device = gan_lib::device(&args.device)?;
     let path = args.checkpoint.clone().unwrap_or_else(shipped_generator);
@@ -440,7 +471,15 @@ fn digits_and_classifier(
             config.generator_weights()
         );
     }
-    let pixels = source.load(device)?;
+    let digits = source.read(device)?;
+    if digits.blank_cells > 0 {
+        eprintln!(
+            "{}: skipped {} blank cells at the end of the grid",
+            path.display(),
+            digits.blank_cells
+        );
+    }
+    let pixels = digits.pixels;
     if pixels.is_empty() {
         bail!("{}: holds no digits", path.display());
     }

@@ -325,3 +325,90 @@ fn digits_come_from_every_kind_of_source() {
         assert_eq!(message.matches(name).count(), 1, "{message}");
     }
 }
+
+/// torchvision's `save_image(batch, nrow=10)` of 64 digits leaves 6 blank cells in its last
+/// row (black padding), and 50 digits with `nrow=7, pad_value=1` leave 6 white ones: they are
+/// skipped and counted, not classified as digits.
+#[test]
+fn blank_cells_ending_a_grid_are_not_digits() {
+    let dir = tempfile::tempdir().unwrap();
+    let sixty_four = mnist().test.clone().limit(64).pixels;
+    let black = dir.path().join("black.png");
+    plot::grid(&sixty_four, 10, 2).save(&black).unwrap();
+    let read = DigitSource::guess(&black, 0, 0).read(&Device::Cpu).unwrap();
+    assert_eq!(read.blank_cells, 6);
+    assert_eq!(read.pixels, sixty_four);
+
+    let fifty = mnist().test.clone().limit(50).pixels;
+    let (columns, rows) = (7u32, 8u32);
+    let mut white =
+        image::GrayImage::from_pixel(columns * 30 + 2, rows * 30 + 2, image::Luma([255]));
+    for (i, digit) in fifty.chunks(IMAGE_PIXELS).enumerate() {
+        let digit = image::GrayImage::from_raw(28, 28, digit.to_vec()).unwrap();
+        let (x, y) = (i as u32 % columns * 30 + 2, i as u32 / columns * 30 + 2);
+        image::imageops::replace(&mut white, &digit, x as i64, y as i64);
+    }
+    let white_path = dir.path().join("white.png");
+    white.save(&white_path).unwrap();
+    let read = DigitSource::guess(&white_path, 0, 0)
+        .read(&Device::Cpu)
+        .unwrap();
+    assert_eq!(
+        (read.blank_cells, read.pixels.len() / IMAGE_PIXELS),
+        (6, 50)
+    );
+    assert_eq!(read.pixels, fifty);
+
+    // A full grid skips nothing; a grid asked for with huge cells is an error, not a panic.
+    let full = dir.path().join("full.png");
+    plot::grid(&sixty_four[..60 * IMAGE_PIXELS], 10, 2)
+        .save(&full)
+        .unwrap();
+    assert_eq!(
+        DigitSource::guess(&full, 0, 0)
+            .read(&Device::Cpu)
+            .unwrap()
+            .blank_cells,
+        0
+    );
+    for (cell, padding) in [(u32::MAX, 2), (28, u32::MAX), (u32::MAX, u32::MAX)] {
+        let error = DigitSource::GridPng {
+            path: full.clone(),
+            cell: Some(cell),
+            padding: Some(padding),
+        }
+        .read(&Device::Cpu)
+        .unwrap_err();
+        assert!(error.to_string().contains("not a grid"), "{error}");
+    }
+}
+
+#[test]
+fn npy_shapes_that_overflow_are_errors() {
+    for shape in [
+        "(4611686018427387904, 784)",
+        "(2, 4294967296, 4294967296, 784)",
+        "(18446744073709551615, 28, 28)",
+    ] {
+        let header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': {shape}, }}\n");
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0; 784]);
+        let error = analysis::parse_npy(&bytes).unwrap_err();
+        assert!(error.contains("shape"), "{shape}: {error}");
+    }
+}
+
+#[test]
+fn a_generator_source_refuses_absurd_counts() {
+    let error = DigitSource::Generator {
+        path: shipped_generator().into(),
+        n: usize::MAX,
+        seed: 0,
+    }
+    .read(&Device::Cpu)
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("at most 100000"), "{error}");
+}

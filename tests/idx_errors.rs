@@ -247,11 +247,38 @@ fn corrupt_gzip_checksum() {
 
 #[test]
 fn gzip_bomb_is_capped() {
-    let zeros = vec![0u8; (idx::MAX_DECOMPRESSED_BYTES + 1024) as usize];
+    let mut bomb = header(0x0803, &[1_000_000, 28, 28]);
+    bomb.resize((idx::MAX_DECOMPRESSED_BYTES + 1024) as usize, 0);
     assert!(matches!(
-        images_error(&gzip(&zeros)),
+        images_error(&gzip(&bomb)),
         IdxError::TooLarge { .. }
     ));
+}
+
+/// A gzip file that is not IDX inside is refused on its first four decompressed bytes.
+#[test]
+fn gzip_of_something_else_is_refused_by_its_magic_number() {
+    let zeros = vec![0u8; 4 << 20];
+    assert!(matches!(
+        images_error(&gzip(&zeros)),
+        IdxError::BadMagic { found: 0, .. }
+    ));
+    assert!(matches!(
+        labels_error(&gzip(b"PK\x03\x04 a zip file")),
+        IdxError::BadMagic { .. }
+    ));
+}
+
+/// A raw file larger than any MNIST file is refused from its size, without reading it.
+#[test]
+fn oversized_raw_file_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge-idx3-ubyte");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(idx::MAX_DECOMPRESSED_BYTES + 1).unwrap(); // sparse: no disk used
+    let error = idx::read_images(&path).unwrap_err();
+    assert!(matches!(error, IdxError::TooLarge { .. }), "{error}");
+    assert_names_file(&error, &path);
 }
 
 #[test]

@@ -419,10 +419,50 @@ fn divergence_stops_with_epoch_and_step_and_keeps_the_checkpoint() {
         "{error}"
     );
     assert!(error.to_string().contains("epoch 2"), "{error}");
+    assert!(error.to_string().contains("--lr-scale"), "{error}");
     assert_eq!(
         std::fs::read(dir.path().join("checkpoint.safetensors")).unwrap(),
         saved
     );
+
+    // Rolling back restores epoch 1's weights and state, with halved learning rates that the
+    // run's config.toml and next checkpoint keep; training then goes on.
+    let lr = trainer.gan.config.lr_g;
+    trainer.rollback(0.5).unwrap();
+    assert_eq!((trainer.epoch, trainer.step), (1, 8));
+    let restored = trainer.gan.d_vars.data().lock().unwrap()["out.weight"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(restored.iter().all(|v| v.is_finite()));
+    assert_eq!(trainer.gan.config.lr_g, lr * 0.5);
+    let on_disk = TrainConfig::from_file(dir.path().join("config.toml")).unwrap();
+    assert_eq!(on_disk.lr_g, lr * 0.5);
+    trainer.train_epoch(&data).unwrap();
+    let resumed = Trainer::resume(dir.path(), None, &Device::Cpu).unwrap();
+    assert_eq!(
+        (resumed.epoch, resumed.gan.config.lr_d),
+        (2, trainer.gan.config.lr_d)
+    );
+    assert!(trainer.rollback(0.0).is_err());
+}
+
+#[test]
+fn a_nan_in_the_first_epoch_rolls_back_to_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut trainer = quiet_trainer(&tiny_config(), dir.path());
+    {
+        let vars = trainer.gan.d_vars.data().lock().unwrap();
+        let w = &vars["out.weight"];
+        w.set(&w.ones_like().unwrap().affine(0.0, f64::NAN).unwrap())
+            .unwrap();
+    }
+    let error = trainer.train_epoch(&small_mnist()).unwrap_err();
+    assert!(error.to_string().contains("no checkpoint"), "{error}");
+    trainer.rollback(1.0).unwrap();
+    assert_eq!((trainer.epoch, trainer.step), (0, 0));
+    trainer.train_epoch(&small_mnist()).unwrap();
 }
 
 #[test]
@@ -524,4 +564,24 @@ fn two_threads_give_bit_identical_runs() {
         })
     };
     assert_eq!(run(), run());
+}
+
+/// Networks of gigabytes are typing errors: refused when the config is read, naming the key.
+#[test]
+fn configs_with_absurd_weight_counts_are_refused() {
+    let mlp = TrainConfig::preset("quick-mlp").unwrap();
+    let error = mlp.with("model.g_hidden", "[65536, 65536]").unwrap_err();
+    assert!(error.to_string().contains("model.g_hidden"), "{error}");
+    assert!(error.to_string().contains("weights"), "{error}");
+    let dcgan = TrainConfig::preset("dcgan-tf").unwrap();
+    let error = dcgan
+        .with(
+            "model.g_start",
+            "{ dense = { channels = 65536, side = 7 } }",
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("model.g_start"), "{error}");
+    for name in PRESETS.map(|(name, _)| name) {
+        TrainConfig::preset(name).unwrap().validate().unwrap();
+    }
 }

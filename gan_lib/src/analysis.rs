@@ -5,6 +5,7 @@
 //! `.npy` arrays, folders of 28x28 PNGs, or a sample grid PNG written by another tool (a
 //! PyTorch run's `images/epoch_020.png`, say).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -103,8 +104,23 @@ impl DigitSource {
 
     /// Reads the digits as bytes, image after image (0 black, 255 white).
     pub fn load(&self, device: &Device) -> Result<Vec<u8>, AnalysisError> {
+        Ok(self.read(device)?.pixels)
+    }
+
+    /// Reads the digits, saying what was skipped on the way.
+    pub fn read(&self, device: &Device) -> Result<Digits, AnalysisError> {
+        let digits = |pixels| Digits {
+            pixels,
+            blank_cells: 0,
+        };
         match self {
             DigitSource::Generator { path, n, seed } => {
+                if *n > MAX_DRAWN_DIGITS {
+                    return Err(source_error(
+                        path,
+                        format!("cannot draw {n} digits: at most {MAX_DRAWN_DIGITS} at once"),
+                    ));
+                }
                 let (generator, config) = Gan::load_generator(path, device)
                     .map_err(|e| source_error(path, e.to_string()))?;
                 let z = crate::rng::randn(
@@ -114,13 +130,15 @@ impl DigitSource {
                     1.0,
                     device,
                 )?;
-                Ok(plot::to_bytes(&generator.generate(&z)?)?)
+                Ok(digits(plot::to_bytes(&generator.generate(&z)?)?))
             }
-            DigitSource::Idx(path) => Ok(idx::read_images(path)
-                .map_err(|e| source_error(path, e.to_string()))?
-                .pixels),
-            DigitSource::Npy(path) => read_npy(path),
-            DigitSource::PngFolder(path) => read_png_folder(path),
+            DigitSource::Idx(path) => Ok(digits(
+                idx::read_images(path)
+                    .map_err(|e| source_error(path, e.to_string()))?
+                    .pixels,
+            )),
+            DigitSource::Npy(path) => read_npy(path).map(digits),
+            DigitSource::PngFolder(path) => read_png_folder(path).map(digits),
             DigitSource::GridPng {
                 path,
                 cell,
@@ -129,16 +147,54 @@ impl DigitSource {
                 let image = image::open(path)
                     .map_err(|e| source_error(path, format!("not a readable image: {e}")))?
                     .to_luma8();
-                split_grid(&image, *cell, *padding).map_err(|message| source_error(path, message))
+                let grid = split_grid(&image, *cell, *padding)
+                    .map_err(|message| source_error(path, message))?;
+                Ok(Digits {
+                    pixels: grid.pixels,
+                    blank_cells: grid.blank_cells,
+                })
             }
         }
     }
 }
 
+/// Digits read by [`DigitSource::read`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digits {
+    /// 28x28 bytes per digit, image after image (0 black, 255 white).
+    pub pixels: Vec<u8>,
+    /// Blank cells at the end of a grid picture that were skipped (see [`GridDigits`]).
+    pub blank_cells: usize,
+}
+
+/// The most digits a generator source draws at once (about 300 MB of pixels in flight).
+pub const MAX_DRAWN_DIGITS: usize = 100_000;
+
+/// The largest `.npy` file read (100,000 digits as float64 take 627 MB).
+const MAX_NPY_BYTES: u64 = 1 << 30;
+
 /// Reads a `.npy` array of digits.
 fn read_npy(path: &Path) -> Result<Vec<u8>, AnalysisError> {
-    let bytes = std::fs::read(path).map_err(|e| source_error(path, format!("cannot read: {e}")))?;
-    let bad = |message: &str| source_error(path, format!("not a digits .npy array: {message}"));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_NPY_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| source_error(path, format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_NPY_BYTES {
+        return Err(source_error(
+            path,
+            format!(
+                "larger than {} MiB, too large to analyse",
+                MAX_NPY_BYTES >> 20
+            ),
+        ));
+    }
+    parse_npy(&bytes)
+        .map_err(|message| source_error(path, format!("not a digits .npy array: {message}")))
+}
+
+/// Parses the bytes of a `.npy` array of digits; the error says what is wrong.
+pub fn parse_npy(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let bad = |message: &str| message.to_owned();
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("no NumPy magic"));
     }
@@ -176,9 +232,16 @@ fn read_npy(path: &Path) -> Result<Vec<u8>, AnalysisError> {
         .collect::<Result<_, _>>()
         .map_err(|_| bad("unreadable shape"))?;
     let count = shape.first().copied().unwrap_or(0);
-    if shape.iter().skip(1).product::<usize>() != IMAGE_PIXELS || shape.len() < 2 {
+    let image_size = shape
+        .iter()
+        .skip(1)
+        .try_fold(1usize, |size, &d| size.checked_mul(d));
+    if image_size != Some(IMAGE_PIXELS) || shape.len() < 2 {
         return Err(bad(&format!("shape {shape:?} does not hold 28x28 images")));
     }
+    let Some(needed) = count.checked_mul(IMAGE_PIXELS) else {
+        return Err(bad(&format!("shape {shape:?} is impossibly large")));
+    };
     let data = &bytes[start + header_len..];
     let values: Vec<f32> = match descr.as_str() {
         "|u1" | "<u1" | "u1" => data.iter().map(|&b| b as f32).collect(),
@@ -196,10 +259,9 @@ fn read_npy(path: &Path) -> Result<Vec<u8>, AnalysisError> {
             )))
         }
     };
-    if values.len() != count * IMAGE_PIXELS {
+    if values.len() != needed {
         return Err(bad(&format!(
-            "shape {shape:?} needs {} values, the file holds {}",
-            count * IMAGE_PIXELS,
+            "shape {shape:?} needs {needed} values, the file holds {}",
             values.len()
         )));
     }
@@ -251,26 +313,44 @@ fn read_png_folder(dir: &Path) -> Result<Vec<u8>, AnalysisError> {
     Ok(pixels)
 }
 
+/// Digits cut out of a grid picture by [`split_grid`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GridDigits {
+    /// The digits, 28x28 bytes each, in reading order.
+    pub pixels: Vec<u8>,
+    /// Blank cells at the end of the last row, not read as digits: torchvision's `make_grid`
+    /// leaves them (filled with the padding colour) when the count is not a multiple of the
+    /// row length.
+    pub blank_cells: usize,
+}
+
 /// Cuts a grid image into 28x28 digits. With `cell`/`padding` unknown, tries cells of 28,
 /// 56, 84 and 112 pixels and paddings of 0 to 8 and keeps the layout that tiles the image
 /// exactly with uniform padding lines (torchvision's `make_grid` defaults, 28 and 2, first).
+/// Uniform cells of the padding colour that end the last row are blank, not digits.
 pub fn split_grid(
     image: &image::GrayImage,
     cell: Option<u32>,
     padding: Option<u32>,
-) -> Result<Vec<u8>, String> {
+) -> Result<GridDigits, String> {
     let (w, h) = image.dimensions();
+    let (w64, h64) = (w as u64, h as u64);
     let fits = |c: u32, p: u32| {
-        c > 0 && w > p && h > p && (w - p).is_multiple_of(c + p) && (h - p).is_multiple_of(c + p)
+        let (c, p) = (c as u64, p as u64);
+        c > 0 && w64 > p && h64 > p && (w64 - p) % (c + p) == 0 && (h64 - p) % (c + p) == 0
     };
+    let pad_value = image.get_pixel(0, 0).0[0];
     let uniform_padding = |c: u32, p: u32| -> bool {
         if p == 0 {
             return true;
         }
-        let value = image.get_pixel(0, 0).0[0];
-        let step = c + p;
+        let step = c as u64 + p as u64;
+        let p = p as u64;
         (0..w).all(|x| {
-            (0..h).all(|y| (x % step >= p && y % step >= p) || image.get_pixel(x, y).0[0] == value)
+            (0..h).all(|y| {
+                (x as u64 % step >= p && y as u64 % step >= p)
+                    || image.get_pixel(x, y).0[0] == pad_value
+            })
         })
     };
     let cells: Vec<u32> = cell.map_or(vec![28, 56, 84, 112], |c| vec![c]);
@@ -289,17 +369,28 @@ pub fn split_grid(
     let (c, p) = layout.ok_or_else(|| {
         format!("a {w}x{h} image is not a grid of 28x28 digits (give the cell size and padding)")
     })?;
-    let (columns, rows) = ((w - p) / (c + p), (h - p) / (c + p));
-    let mut pixels = Vec::with_capacity((columns * rows) as usize * IMAGE_PIXELS);
-    for row in 0..rows {
-        for column in 0..columns {
-            let digit =
-                image::imageops::crop_imm(image, p + column * (c + p), p + row * (c + p), c, c)
-                    .to_image();
-            pixels.extend_from_slice(to_mnist_size(digit).as_raw());
-        }
+    // `fits` holds, so every cell lies inside the image and these fit in u32.
+    let step = c + p;
+    let (columns, rows) = ((w - p) / step, (h - p) / step);
+    let crop = |row: u32, column: u32| {
+        image::imageops::crop_imm(image, p + column * step, p + row * step, c, c).to_image()
+    };
+    let is_blank = |cell: &image::GrayImage| {
+        let first = cell.as_raw()[0];
+        (p == 0 || first == pad_value) && cell.as_raw().iter().all(|&v| v == first)
+    };
+    let blank_cells = (1..columns)
+        .take_while(|&k| is_blank(&crop(rows - 1, columns - k)))
+        .count();
+    let digits = (columns * rows) as usize - blank_cells;
+    let mut pixels = Vec::with_capacity(digits * IMAGE_PIXELS);
+    for i in 0..digits as u32 {
+        pixels.extend_from_slice(to_mnist_size(crop(i / columns, i % columns)).as_raw());
     }
-    Ok(pixels)
+    Ok(GridDigits {
+        pixels,
+        blank_cells,
+    })
 }
 
 /// The classifier's verdict on one image.

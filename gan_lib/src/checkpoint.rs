@@ -87,14 +87,23 @@ impl TensorFile {
             path: path.clone(),
             source,
         })?;
+        TensorFile::parse(&bytes, path, device)
+    }
+
+    /// Parses the bytes of a safetensors file; `path` names it in errors.
+    pub fn parse(
+        bytes: &[u8],
+        path: PathBuf,
+        device: &Device,
+    ) -> Result<TensorFile, CheckpointError> {
         let format = |message: String| CheckpointError::Format {
             path: path.clone(),
             message,
         };
         let (_, header) =
-            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
         let metadata = header.metadata().clone().unwrap_or_default();
-        let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+        let tensors = candle_core::safetensors::load_buffer(bytes, device)
             .map_err(|e| format(e.to_string()))?;
         Ok(TensorFile {
             path,

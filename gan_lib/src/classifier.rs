@@ -245,8 +245,10 @@ pub fn train(
     crate::tune_allocator();
     let classifier = Classifier::new(options.seed, device)?;
     let mut adam = Adam::new(&classifier.vars, options.lr, (0.9, 0.999))?;
-    let (mut data_rng, mut dropout_rng) =
-        (rng::seeded(options.seed + 1), rng::seeded(options.seed + 2));
+    let (mut data_rng, mut dropout_rng) = (
+        rng::seeded(options.seed.wrapping_add(1)),
+        rng::seeded(options.seed.wrapping_add(2)),
+    );
     let batch_options = BatchOptions {
         batch_size: options.batch_size,
         range: PixelRange::Unit,

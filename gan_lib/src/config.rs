@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::IMAGE_SIDE;
+use crate::data::{IMAGE_PIXELS, IMAGE_SIDE};
 
 use crate::models::{Activation, InitScheme};
 
@@ -439,6 +439,16 @@ impl TrainConfig {
                         "hidden layer widths must lie between 1 and {MAX_SIZE}"
                     ));
                 }
+                let weights = |widths: Vec<usize>| {
+                    widths
+                        .windows(2)
+                        .map(|w| (w[0] as u64 + 1) * w[1] as u64)
+                        .fold(0u64, u64::saturating_add)
+                };
+                let g = [&[self.latent_dim][..], &m.g_hidden, &[IMAGE_PIXELS]].concat();
+                let d = [&[IMAGE_PIXELS][..], &m.d_hidden, &[1]].concat();
+                check_weights("model.g_hidden", "generator", weights(g))?;
+                check_weights("model.d_hidden", "discriminator", weights(d))?;
             }
             ModelConfig::Dcgan(m) => {
                 check_dropout("model.d_dropout", m.d_dropout)?;
@@ -462,6 +472,25 @@ impl TrainConfig {
                     }
                 }
                 check_geometry(m, self.latent_dim)?;
+                let conv = |layers: &[ConvLayer], mut channels: u64| {
+                    let mut total = 0u64;
+                    for l in layers {
+                        let kernel = (l.kernel * l.kernel) as u64;
+                        total = total.saturating_add(channels * l.channels as u64 * kernel);
+                        channels = l.channels as u64;
+                    }
+                    total
+                };
+                let g_in = match m.g_start {
+                    GeneratorStart::Latent1x1 => self.latent_dim as u64,
+                    GeneratorStart::Dense { channels, side } => {
+                        let dense = self.latent_dim as u64 * (channels * side * side) as u64;
+                        check_weights("model.g_start", "generator's first layer", dense)?;
+                        channels as u64
+                    }
+                };
+                check_weights("model.g_layers", "generator", conv(&m.g_layers, g_in))?;
+                check_weights("model.d_layers", "discriminator", conv(&m.d_layers, 1))?;
             }
         }
         Ok(())
@@ -526,6 +555,19 @@ fn check_geometry(m: &DcganConfig, latent_dim: usize) -> Result<(), String> {
     if !m.d_linear_head && (channels, side) != (1, 1) {
         return Err(format!(
             "model.d_layers end in {channels} channels of {side}x{side}: without a linear head (model.d_linear_head = true) the last must give 1 channel of 1x1"
+        ));
+    }
+    Ok(())
+}
+
+/// Far more weights than any network for 28x28 digits needs (the largest preset's, dcgan-tf's
+/// generator, has 2.3 million); a config past it is a typing error that would take gigabytes.
+const MAX_WEIGHTS: u64 = 50_000_000;
+
+fn check_weights(key: &str, network: &str, weights: u64) -> Result<(), String> {
+    if weights > MAX_WEIGHTS {
+        return Err(format!(
+            "{key}: the {network} would have {weights} weights, more than the {MAX_WEIGHTS} allowed"
         ));
     }
     Ok(())

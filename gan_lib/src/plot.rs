@@ -143,20 +143,42 @@ pub fn to_bytes(images: &Tensor) -> Result<Vec<u8>, PlotError> {
         .collect())
 }
 
+/// The widest and tallest picture [`grid_size`] allows, in pixels (a grid of 16,384 pixels
+/// on a side holds about 300,000 digits at scale 1).
+pub const MAX_PICTURE_SIDE: u64 = 16_384;
+
+/// Width and height in pixels of the [`grid`] of `count` digits in rows of `nrow`, enlarged
+/// `scale` times; `None` when a side would exceed [`MAX_PICTURE_SIDE`].
+pub fn grid_size(count: usize, nrow: usize, padding: u32, scale: u32) -> Option<(u32, u32)> {
+    let columns = nrow.clamp(1, count.max(1)) as u64;
+    let rows = count.div_ceil(columns as usize).max(1) as u64;
+    let cell = IMAGE_SIDE as u64 + padding as u64;
+    let side = |cells: u64| {
+        cells
+            .saturating_mul(cell)
+            .saturating_add(padding as u64)
+            .saturating_mul(scale.max(1) as u64)
+    };
+    let (w, h) = (side(columns), side(rows));
+    (w <= MAX_PICTURE_SIDE && h <= MAX_PICTURE_SIDE).then_some((w as u32, h as u32))
+}
+
 /// Lays out 28x28 digits (bytes, image after image) in rows of `nrow`, with `padding`
-/// black pixels around each, like torchvision's `make_grid`.
+/// black pixels around each, like torchvision's `make_grid` (a single row is only as wide as
+/// its digits). Check [`grid_size`] first for sizes that come from users: this one panics
+/// beyond `u32` pixels.
 pub fn grid(pixels: &[u8], nrow: usize, padding: u32) -> Picture {
     let count = pixels.len() / IMAGE_PIXELS;
-    let nrow = nrow.max(1);
-    let rows = count.div_ceil(nrow).max(1) as u32;
+    let columns = nrow.clamp(1, count.max(1));
+    let rows = count.div_ceil(columns).max(1) as u32;
     let cell = IMAGE_SIDE as u32 + padding;
     let mut picture = Picture {
-        image: image::RgbImage::new(nrow as u32 * cell + padding, rows * cell + padding),
+        image: image::RgbImage::new(columns as u32 * cell + padding, rows * cell + padding),
     };
     for (i, digit) in pixels.chunks_exact(IMAGE_PIXELS).enumerate() {
         let (x0, y0) = (
-            (i % nrow) as u32 * cell + padding,
-            (i / nrow) as u32 * cell + padding,
+            (i % columns) as u32 * cell + padding,
+            (i / columns) as u32 * cell + padding,
         );
         for (p, &v) in digit.iter().enumerate() {
             picture.image.put_pixel(
@@ -292,6 +314,18 @@ mod tests {
         assert_eq!(picture.size(), (4 * 30 + 2, 3 * 30 + 2));
         assert_eq!(picture.image.get_pixel(0, 0).0, [0, 0, 0]);
         assert_eq!(picture.image.get_pixel(2, 2).0, [255, 255, 255]);
+        assert_eq!(grid_size(10, 4, 2, 1), Some(picture.size()));
+        // Fewer digits than a row: one row only as wide as the digits, as make_grid does.
+        assert_eq!(grid(&pixels[..3 * IMAGE_PIXELS], 8, 2).size(), (92, 32));
+        assert_eq!(grid_size(3, usize::MAX, 2, 2), Some((184, 64)));
+    }
+
+    #[test]
+    fn grid_size_refuses_pictures_too_large_to_write() {
+        assert_eq!(grid_size(100_000, 8, 2, 2), None);
+        assert_eq!(grid_size(usize::MAX, 1, 2, 1), None);
+        assert_eq!(grid_size(usize::MAX, usize::MAX, u32::MAX, u32::MAX), None);
+        assert!(grid_size(10_000, 100, 2, 2).is_some());
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub enum TrainError {
         source: std::io::Error,
     },
     /// A loss became NaN or infinite.
-    #[error("training diverged: {what} is {value} at epoch {epoch}, step {step}; the update it would have made was not applied; {}", on_disk(*last_good))]
+    #[error("training diverged: {what} is {value} at epoch {epoch}, step {step}; the update it would have made was not applied; {}. {}", on_disk(*last_good), ROLLBACK_HINT)]
     NonFinite {
         /// Which quantity.
         what: &'static str,
@@ -76,10 +76,15 @@ pub enum TrainError {
     },
 }
 
+const ROLLBACK_HINT: &str = "To go back to it with smaller learning rates: \
+    `mnist-gan train --resume RUN --lr-scale 0.5`, or `trainer.rollback(0.5)` in code";
+
 /// What a run has on disk after a failure in the epoch after `last_good`.
 fn on_disk(last_good: usize) -> String {
     match last_good {
-        0 => "no checkpoint has been written yet (the first epoch did not finish)".into(),
+        0 => "no checkpoint has been written yet (the first epoch did not finish): the run \
+              starts again from its beginning"
+            .into(),
         n => format!("checkpoint.safetensors holds the end of epoch {n}, intact"),
     }
 }
@@ -135,7 +140,14 @@ impl Gan {
         path: impl AsRef<Path>,
         device: &Device,
     ) -> Result<(Generator, TrainConfig), CheckpointError> {
-        let file = TensorFile::read(path, device)?;
+        Gan::generator_from(&TensorFile::read(path, device)?, device)
+    }
+
+    /// [`Gan::load_generator`] from a file already read.
+    pub fn generator_from(
+        file: &TensorFile,
+        device: &Device,
+    ) -> Result<(Generator, TrainConfig), CheckpointError> {
         let config = file.config()?;
         let vars = VarMap::new();
         let generator = Generator::new(
@@ -394,6 +406,43 @@ impl Trainer {
         trainer.history = read_losses(&paths.losses_csv(), state.step)?;
         write_losses(&paths.losses_csv(), &trainer.history)?;
         Ok(trainer)
+    }
+
+    /// Goes back to the run's last checkpoint (its start when none was written yet), with
+    /// both learning rates multiplied by `lr_scale` (1 keeps them): what to do after
+    /// [`TrainError::NonFinite`], when the trainer in memory stopped in the middle of an epoch.
+    pub fn rollback(&mut self, lr_scale: f64) -> Result<(), TrainError> {
+        let device = self.gan.device.clone();
+        let mut restored = if self.paths.checkpoint().exists() {
+            Trainer::resume(&self.paths.root, Some(self.gan.config.epochs), &device)?
+        } else {
+            Trainer::new(&self.gan.config, &self.paths.root, &device)?
+        };
+        restored.progress = self.progress;
+        restored.time_budget = self.time_budget;
+        restored.scale_learning_rates(lr_scale)?;
+        *self = restored;
+        Ok(())
+    }
+
+    /// Multiplies both learning rates by `scale` from the next step on; the run's config.toml
+    /// and its next checkpoint record the new rates.
+    pub fn scale_learning_rates(&mut self, scale: f64) -> Result<(), TrainError> {
+        if scale == 1.0 {
+            return Ok(());
+        }
+        let mut config = self.gan.config.clone();
+        config.lr_g *= scale;
+        config.lr_d *= scale;
+        config.validate().map_err(|message| TrainError::Resume {
+            path: self.paths.root.clone(),
+            message: format!("learning rates scaled by {scale}: {message}"),
+        })?;
+        self.g_adam.lr = config.lr_g;
+        self.d_adam.lr = config.lr_d;
+        write_file(&self.paths.config(), config.to_toml().as_bytes())?;
+        self.gan.config = config;
+        Ok(())
     }
 
     /// One step: `d_steps` discriminator updates on real images and detached fakes, then one

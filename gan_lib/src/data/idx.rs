@@ -5,6 +5,7 @@
 //! Every check runs before anything is allocated from a header's numbers, and every failure
 //! is an [`IdxError`] whose message names the file and what is wrong with it.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,8 @@ use std::path::{Path, PathBuf};
 pub const IMAGE_SIDE: usize = 28;
 /// Pixels in one MNIST image.
 pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
-/// Largest decompressed size accepted from a gzip file (MNIST's largest file is 47 MB).
+/// Largest file, and largest decompressed size of a gzip file, accepted (MNIST's largest
+/// file is 47 MB).
 pub const MAX_DECOMPRESSED_BYTES: u64 = 256 << 20;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -147,54 +149,19 @@ pub struct IdxImages {
 /// Reads an IDX image file (raw or gzip, told apart by content).
 pub fn read_images(path: impl AsRef<Path>) -> Result<IdxImages, IdxError> {
     let path = path.as_ref();
-    parse_images(&read_maybe_gzip(path)?, path)
+    parse_images(&read_capped(path)?, path)
 }
 
 /// Reads an IDX label file (raw or gzip, told apart by content); every label is a digit.
 pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<u8>, IdxError> {
     let path = path.as_ref();
-    parse_labels(&read_maybe_gzip(path)?, path)
+    parse_labels(&read_capped(path)?, path)
 }
 
-/// Reads a whole file, decompressing it when it starts with the gzip magic bytes.
-pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let io_err = |source| IdxError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let bytes = std::fs::read(path).map_err(io_err)?;
-    if bytes.is_empty() {
-        return Err(IdxError::Empty {
-            path: path.to_owned(),
-        });
-    }
-    if !bytes.starts_with(&GZIP_MAGIC) {
-        return Ok(bytes);
-    }
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes.as_slice())
-        .take(MAX_DECOMPRESSED_BYTES + 1)
-        .read_to_end(&mut out)
-        .map_err(|source| IdxError::Gzip {
-            path: path.to_owned(),
-            source,
-        })?;
-    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
-        return Err(IdxError::TooLarge {
-            path: path.to_owned(),
-        });
-    }
-    if out.is_empty() {
-        return Err(IdxError::Empty {
-            path: path.to_owned(),
-        });
-    }
-    Ok(out)
-}
-
-/// Parses decompressed IDX image bytes; `path` is only used in error messages.
+/// Parses the bytes of an IDX image file, raw or gzip; `path` is only used in error messages.
 pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, IdxError> {
-    let dims = parse_header(bytes, path, 3, "images, rank 3")?;
+    let bytes = decompress(bytes, path, 3, IMAGES)?;
+    let dims = parse_header(&bytes, path, 3, IMAGES)?;
     let (count, rows, cols) = (dims[0], dims[1], dims[2]);
     if rows as usize != IMAGE_SIDE || cols as usize != IMAGE_SIDE {
         return Err(IdxError::BadDims {
@@ -203,17 +170,18 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, IdxError> {
             cols,
         });
     }
-    let data = check_length(bytes, path, 3, count, IMAGE_PIXELS as u64)?;
+    let data = check_length(&bytes, path, 3, count, IMAGE_PIXELS as u64)?;
     Ok(IdxImages {
         count: count as usize,
         pixels: data.to_vec(),
     })
 }
 
-/// Parses decompressed IDX label bytes; `path` is only used in error messages.
+/// Parses the bytes of an IDX label file, raw or gzip; `path` is only used in error messages.
 pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>, IdxError> {
-    let dims = parse_header(bytes, path, 1, "labels, rank 1")?;
-    let data = check_length(bytes, path, 1, dims[0], 1)?;
+    let bytes = decompress(bytes, path, 1, LABELS)?;
+    let dims = parse_header(&bytes, path, 1, LABELS)?;
+    let data = check_length(&bytes, path, 1, dims[0], 1)?;
     if let Some(index) = data.iter().position(|&label| label > 9) {
         return Err(IdxError::LabelOutOfRange {
             path: path.to_owned(),
@@ -222,6 +190,81 @@ pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>, IdxError> {
         });
     }
     Ok(data.to_vec())
+}
+
+const IMAGES: &str = "images, rank 3";
+const LABELS: &str = "labels, rank 1";
+
+/// Reads a file of at most [`MAX_DECOMPRESSED_BYTES`] (MNIST's files are far smaller).
+fn read_capped(path: &Path) -> Result<Vec<u8>, IdxError> {
+    let io_err = |source| IdxError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let too_large = || IdxError::TooLarge {
+        path: path.to_owned(),
+    };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    if file
+        .metadata()
+        .is_ok_and(|m| m.len() > MAX_DECOMPRESSED_BYTES)
+    {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_DECOMPRESSED_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    if bytes.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// The IDX bytes inside `bytes`: the bytes themselves, or their gzip decompression when they
+/// start with gzip's magic bytes. The magic number is checked on the first decompressed bytes,
+/// before the rest is decompressed, and at most [`MAX_DECOMPRESSED_BYTES`] are decompressed: a
+/// wrong or hostile file costs a few bytes of work, not gigabytes of memory.
+fn decompress<'a>(
+    bytes: &'a [u8],
+    path: &Path,
+    rank: u8,
+    what: &'static str,
+) -> Result<Cow<'a, [u8]>, IdxError> {
+    if bytes.is_empty() {
+        return Err(IdxError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    if !bytes.starts_with(&GZIP_MAGIC) {
+        return Ok(Cow::Borrowed(bytes));
+    }
+    let gzip_err = |source| IdxError::Gzip {
+        path: path.to_owned(),
+        source,
+    };
+    let mut decoder = flate2::read::GzDecoder::new(bytes).take(MAX_DECOMPRESSED_BYTES + 1);
+    let mut out = Vec::new();
+    (&mut decoder)
+        .take(4)
+        .read_to_end(&mut out)
+        .map_err(gzip_err)?;
+    if out.is_empty() {
+        return Err(IdxError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    // A wrong magic number is reported before anything more is decompressed.
+    if let Err(e @ IdxError::BadMagic { .. }) = parse_header(&out, path, rank, what) {
+        return Err(e);
+    }
+    decoder.read_to_end(&mut out).map_err(gzip_err)?;
+    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        return Err(IdxError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    Ok(Cow::Owned(out))
 }
 
 /// Checks the magic number and returns the `rank` dimensions that follow it.
