@@ -155,8 +155,12 @@ struct TrainArgs {
     /// Name of the run folder (default: the preset's name).
     #[arg(long)]
     run: Option<String>,
-    /// Continue the run of this name (or folder) from its last checkpoint.
-    #[arg(long, value_name = "RUN")]
+    /// Continue the run of this name (or folder) from its last checkpoint, with the config
+    /// saved there (only --epochs, --minutes and --lr-scale change it).
+    #[arg(long, value_name = "RUN", conflicts_with_all = [
+        "preset", "config", "batch_size", "lr_g", "lr_d", "seed", "limit", "sample_every",
+        "overrides", "run",
+    ])]
     resume: Option<String>,
     /// With --resume: multiply both learning rates by this factor from here on (0.5 after a
     /// run diverged, say).
@@ -279,6 +283,15 @@ fn train(args: TrainArgs) -> Result<()> {
         std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
+    let time_budget = match args.minutes {
+        Some(minutes) if !(minutes.is_finite() && minutes > 0.0 && minutes <= 525_600.0) => {
+            bail!("--minutes {minutes}: give a positive number of minutes, at most a year")
+        }
+        minutes => minutes.map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
+    };
+    if let Some(scale) = args.lr_scale.filter(|s| !(s.is_finite() && *s > 0.0)) {
+        bail!("--lr-scale {scale}: give a positive factor");
+    }
     let device = gan_lib::device(&args.device)?;
     let mut trainer = match &args.resume {
         Some(run) => {
@@ -290,9 +303,6 @@ fn train(args: TrainArgs) -> Result<()> {
             let mut trainer = Trainer::resume(&dir, args.epochs, &device)
                 .with_context(|| format!("resuming {}", dir.display()))?;
             if let Some(scale) = args.lr_scale {
-                if !(scale.is_finite() && scale > 0.0) {
-                    bail!("--lr-scale {scale}: give a positive factor");
-                }
                 trainer.scale_learning_rates(scale)?;
                 let config = &trainer.gan.config;
                 println!(
@@ -319,12 +329,7 @@ fn train(args: TrainArgs) -> Result<()> {
         }
     };
     trainer.progress = !args.quiet;
-    if let Some(minutes) = args.minutes {
-        if !(minutes.is_finite() && minutes > 0.0 && minutes <= 60.0 * 24.0 * 365.0) {
-            bail!("--minutes {minutes}: give a positive number of minutes");
-        }
-        trainer.time_budget = Some(std::time::Duration::from_secs_f64(minutes * 60.0));
-    }
+    trainer.time_budget = time_budget;
     let config = trainer.gan.config.clone();
     let data = if args.dry_run {
         Split::synthetic(4 * config.batch_size, config.seed)

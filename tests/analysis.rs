@@ -412,3 +412,19 @@ fn a_generator_source_refuses_absurd_counts() {
     .to_string();
     assert!(error.contains("at most 100000"), "{error}");
 }
+
+/// Every seed works, the largest too (seeds derived from it wrap instead of overflowing).
+#[test]
+fn the_classifier_trains_with_the_largest_seed() {
+    let options = gan_lib::classifier::ClassifierTraining {
+        epochs: 1,
+        batch_size: 32,
+        seed: u64::MAX,
+        progress: false,
+        ..Default::default()
+    };
+    let data = mnist().test.clone().limit(64);
+    let (_, evaluations) =
+        gan_lib::classifier::train(&data, &data, &options, &Device::Cpu).unwrap();
+    assert_eq!(evaluations.len(), 1);
+}

@@ -257,6 +257,32 @@ fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
     assert_eq!(csv.lines().count(), 1 + 16);
 }
 
+/// An edited config.toml would be overwritten by a resume: refused, naming the change.
+#[test]
+fn resume_refuses_a_config_file_edited_after_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    quiet_trainer(&tiny_config(), dir.path())
+        .train_epoch(&small_mnist())
+        .unwrap();
+    let path = dir.path().join("config.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let edited = original.replace("batch_size = 32", "batch_size = 16");
+    assert_ne!(edited, original);
+    std::fs::write(&path, &edited).unwrap();
+    let error = Trainer::resume(dir.path(), None, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("batch_size = 16"), "{error}");
+    assert!(error.contains("config.toml differs"), "{error}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+    // More epochs are no edit; the original resumes.
+    let longer = original.replace("epochs = 2", "epochs = 5");
+    assert_ne!(longer, original);
+    std::fs::write(&path, longer).unwrap();
+    assert!(Trainer::resume(dir.path(), None, &Device::Cpu).is_ok());
+}
+
 #[test]
 fn a_run_writes_its_folder() {
     let dir = tempfile::tempdir().unwrap();
@@ -426,7 +452,7 @@ fn divergence_stops_with_epoch_and_step_and_keeps_the_checkpoint() {
     );
 
     // Rolling back restores epoch 1's weights and state, with halved learning rates that the
-    // run's config.toml and next checkpoint keep; training then goes on.
+    // run's next checkpoint and config.toml keep; training then goes on.
     let lr = trainer.gan.config.lr_g;
     trainer.rollback(0.5).unwrap();
     assert_eq!((trainer.epoch, trainer.step), (1, 8));
@@ -437,9 +463,9 @@ fn divergence_stops_with_epoch_and_step_and_keeps_the_checkpoint() {
         .unwrap();
     assert!(restored.iter().all(|v| v.is_finite()));
     assert_eq!(trainer.gan.config.lr_g, lr * 0.5);
+    trainer.train_epoch(&data).unwrap();
     let on_disk = TrainConfig::from_file(dir.path().join("config.toml")).unwrap();
     assert_eq!(on_disk.lr_g, lr * 0.5);
-    trainer.train_epoch(&data).unwrap();
     let resumed = Trainer::resume(dir.path(), None, &Device::Cpu).unwrap();
     assert_eq!(
         (resumed.epoch, resumed.gan.config.lr_d),

@@ -7,7 +7,6 @@
 //! which one is wrong.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -239,35 +238,11 @@ pub fn save_weights(
     )
 }
 
-/// Writes `bytes` to a temporary file beside `path` (a name of its own per process and
-/// call), syncs it, renames it over `path` and syncs the folder, so that `path` holds either
-/// its old or its new content, also after a crash. A failed write removes the temporary file.
+/// Writes `bytes` to `path` so that it holds either its old or its new content, also after a
+/// crash (see [`crate::files::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let io = |source| CheckpointError::Io {
+    crate::files::write_atomic(path, bytes).map_err(|source| CheckpointError::Io {
         path: path.to_owned(),
         source,
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let mut temporary = path.as_os_str().to_owned();
-    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    temporary.push(format!(".{}-{n}.tmp", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let written = std::fs::File::create(&temporary).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    if let Err(source) = written.and_then(|_| std::fs::rename(&temporary, path)) {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(io(source));
-    }
-    // The rename lives in the folder's entries: sync them too (where a folder can be opened).
-    if let Ok(folder) = std::fs::File::open(dir) {
-        let _ = folder.sync_all();
-    }
-    Ok(())
+    })
 }

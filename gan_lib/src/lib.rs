@@ -10,6 +10,7 @@ pub mod classifier;
 pub mod config;
 pub mod data;
 pub mod ema;
+mod files;
 pub mod metrics;
 pub mod models;
 pub mod ops;

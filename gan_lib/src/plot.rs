@@ -75,17 +75,15 @@ impl Picture {
         out.into_inner()
     }
 
-    /// Writes a PNG file (creating its folder).
+    /// Writes a PNG file (creating its folder), atomically: a crash leaves the old file or
+    /// the new one, never half of it.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), PlotError> {
         let path = path.as_ref();
         let write_error = |message: String| PlotError::Write {
             path: path.to_owned(),
             message,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| write_error(e.to_string()))?;
-        }
-        std::fs::write(path, self.png_bytes()).map_err(|e| write_error(e.to_string()))
+        crate::files::write_atomic(path, &self.png_bytes()).map_err(|e| write_error(e.to_string()))
     }
 
     /// Shows the picture inline in an evcxr (Rust Jupyter kernel) notebook.

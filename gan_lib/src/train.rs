@@ -362,6 +362,10 @@ impl Trainer {
             root: run_dir.into(),
         };
         let file = TensorFile::read(paths.checkpoint(), device)?;
+        check_config_file(&paths, &file.config()?)?;
+        // Temporary files of writes cut short by a crash; what they were replacing is whole.
+        crate::files::remove_leftovers(&paths.root);
+        crate::files::remove_leftovers(&paths.root.join("images"));
         let mut config = file.config()?;
         if let Some(epochs) = epochs {
             config.epochs = epochs;
@@ -425,8 +429,8 @@ impl Trainer {
         Ok(())
     }
 
-    /// Multiplies both learning rates by `scale` from the next step on; the run's config.toml
-    /// and its next checkpoint record the new rates.
+    /// Multiplies both learning rates by `scale` from the next step on; the run's next
+    /// checkpoint and its config.toml record the new rates.
     pub fn scale_learning_rates(&mut self, scale: f64) -> Result<(), TrainError> {
         if scale == 1.0 {
             return Ok(());
@@ -440,7 +444,6 @@ impl Trainer {
         })?;
         self.g_adam.lr = config.lr_g;
         self.d_adam.lr = config.lr_d;
-        write_file(&self.paths.config(), config.to_toml().as_bytes())?;
         self.gan.config = config;
         Ok(())
     }
@@ -746,11 +749,9 @@ impl Trainer {
                 serde_json::to_string(&state).expect("state serialises"),
             ),
         ]);
-        Ok(checkpoint::write_tensors(
-            self.paths.checkpoint(),
-            tensors,
-            metadata,
-        )?)
+        checkpoint::write_tensors(self.paths.checkpoint(), tensors, metadata)?;
+        // After the checkpoint, so that the two differ only for the instant between.
+        write_file(&self.paths.config(), self.gan.config.to_toml().as_bytes())
     }
 
     /// Writes `generator.safetensors` (the moving average of G's weights when the run keeps
@@ -776,6 +777,45 @@ impl Trainer {
         bar.set_prefix(format!("{epoch}/{epochs}"));
         bar
     }
+}
+
+/// Refuses to resume when the run's `config.toml` was edited to differ from the config its
+/// checkpoint was trained with (`epochs` aside): resuming would overwrite the edit silently.
+fn check_config_file(paths: &RunPaths, saved: &TrainConfig) -> Result<(), TrainError> {
+    let path = paths.config();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(TrainError::Io { path, source }),
+    };
+    let resume_error = |message: String| TrainError::Resume {
+        path: paths.root.clone(),
+        message,
+    };
+    let mut edited = TrainConfig::from_toml(&text, &path.display().to_string())
+        .map_err(|e| resume_error(e.to_string()))?;
+    edited.epochs = saved.epochs;
+    let (edited, saved) = (edited.to_toml(), saved.to_toml());
+    let changes: Vec<String> = edited
+        .lines()
+        .zip(saved.lines())
+        .filter(|(a, b)| a != b)
+        .take(3)
+        .map(|(a, b)| format!("`{}` where the checkpoint has `{}`", a.trim(), b.trim()))
+        .collect();
+    if edited == saved {
+        return Ok(());
+    }
+    Err(resume_error(format!(
+        "config.toml differs from the config saved in checkpoint.safetensors ({}). A run \
+         resumes with the config its weights were trained with: undo the edit (or delete \
+         config.toml), or train a new run with the new settings",
+        if changes.is_empty() {
+            "in its layout".to_owned()
+        } else {
+            changes.join("; ")
+        }
+    )))
 }
 
 /// Writes a file of the run atomically (see [`checkpoint::write_atomic`]).
