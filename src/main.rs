@@ -11,8 +11,8 @@ use gan_lib::data::hub::HubOptions;
 use gan_lib::data::IMAGE_PIXELS;
 use gan_lib::data::{idx, Mnist, Split};
 use gan_lib::metrics::QualityReport;
+use gan_lib::plot;
 use gan_lib::train::{Gan, Trainer};
-use gan_lib::{plot, rng};
 
 /// Generative adversarial networks on MNIST, with candle.
 #[derive(Parser)]
@@ -169,9 +169,6 @@ struct TrainArgs {
     /// auto, cpu, cuda or metal.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// CPU threads for candle (sets CANDLE_NUM_THREADS).
-    #[arg(long)]
-    threads: Option<usize>,
     /// MNIST folder (IDX files); when it is absent MNIST comes from the Hugging Face hub.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -279,10 +276,6 @@ fn load_data(args: &TrainArgs) -> Result<Split> {
 }
 
 fn train(args: TrainArgs) -> Result<()> {
-    if let Some(threads) = args.threads {
-        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    }
     let time_budget = match args.minutes {
         Some(minutes) if !(minutes.is_finite() && minutes > 0.0 && minutes <= 525_600.0) => {
             bail!("--minutes {minutes}: give a positive number of minutes, at most a year")
@@ -366,12 +359,6 @@ fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// The shipped generator (trained with the default preset).
-fn shipped_generator() -> PathBuf {
-    gan_lib::find_upwards("data/weights/generator.safetensors")
-        .unwrap_or_else(|| PathBuf::from("data/weights/generator.safetensors"))
-}
-
 fn sample(args: SampleArgs) -> Result<()> {
     if args.n == 0 || args.nrow == 0 {
         bail!("--n and --nrow must be at least 1");
@@ -393,17 +380,12 @@ fn sample(args: SampleArgs) -> Result<()> {
         );
     }
     let device = gan_lib::device(&args.device)?;
-    let path = args.checkpoint.clone().unwrap_or_else(shipped_generator);
+    let path = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| gan_lib::shipped("generator.safetensors"));
     let (generator, config) = Gan::load_generator(&path, &device)?;
-    let z = rng::randn(
-        &mut rng::seeded(args.seed),
-        (args.n, config.latent_dim),
-        0.0,
-        1.0,
-        &device,
-    )?;
-    let images = generator.generate(&z)?;
-    let pixels = plot::to_bytes(&images)?;
+    let pixels = generator.draw_digits(args.n, args.seed, &device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let png = args.out.join("samples.png");
@@ -457,7 +439,10 @@ fn digits_and_classifier(
     args: &DigitArgs,
     device: &candle_core::Device,
 ) -> Result<(Vec<u8>, Classifier)> {
-    let path = args.source.clone().unwrap_or_else(shipped_generator);
+    let path = args
+        .source
+        .clone()
+        .unwrap_or_else(|| gan_lib::shipped("generator.safetensors"));
     let source = match DigitSource::guess(&path, args.n, args.seed) {
         DigitSource::GridPng { path, .. } => DigitSource::GridPng {
             path,

@@ -192,3 +192,24 @@ fn a_time_budget_stops_the_run_and_sample_names_the_averaged_weights() {
         text(&output)
     );
 }
+
+#[test]
+fn bench_parses_its_flags_before_measuring() {
+    let bench = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args(args)
+            .output()
+            .expect("the benchmark runs")
+    };
+    let help = bench(&["--help"]);
+    assert!(help.status.success());
+    assert!(text(&help).contains("--steps"), "{}", text(&help));
+    let wrong = bench(&["--stepz", "3"]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", text(&wrong));
+    let zero = bench(&["--steps", "0", "--no-torch"]);
+    assert!(
+        !zero.status.success() && text(&zero).contains("--steps"),
+        "{}",
+        text(&zero)
+    );
+}

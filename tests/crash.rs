@@ -10,21 +10,14 @@ use candle_core::Device;
 use gan_lib::checkpoint::TensorFile;
 use gan_lib::config::TrainConfig;
 
-const EPOCHS: &str = "6";
+const EPOCHS: &str = "12";
 
-/// `train` of a small but real run: quick-mlp's networks (a 17 MB checkpoint, so a write takes
-/// long enough to be caught), 4 steps per epoch, one thread (bit-reproducible).
+/// `train` of a small but real run: quick-mlp's networks (a 13 MB checkpoint, so a write takes
+/// long enough to be caught), one step per epoch, one thread (bit-reproducible).
 fn train(out: &Path, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mnist-gan"));
     command
-        .args([
-            "train",
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-            "--run",
-            "run",
-        ])
+        .args(["train", "--quiet", "--out", out.to_str().unwrap()])
         .args(extra)
         .env("CANDLE_NUM_THREADS", "1")
         .env("RAYON_NUM_THREADS", "1")
@@ -37,12 +30,14 @@ fn fresh(out: &Path) -> Command {
     train(
         out,
         &[
+            "--run",
+            "run",
             "--preset",
             "quick-mlp",
             "--epochs",
             EPOCHS,
             "--limit",
-            "256",
+            "64",
             "--seed",
             "7",
         ],
@@ -62,22 +57,27 @@ fn finish(child: Child) {
     );
 }
 
-/// Waits until `ready` holds, then kills the child with SIGKILL; false when the child ended
-/// first.
-fn kill_when(child: &mut Child, ready: impl Fn() -> bool) -> bool {
+/// Waits until `ready` holds, then kills the child with SIGKILL; panics, with what the child
+/// said, when it ended first.
+fn kill_when(mut child: Child, what: &str, ready: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(600);
     while Instant::now() < deadline {
         if ready() {
             child.kill().unwrap(); // SIGKILL on Unix
             child.wait().unwrap();
-            return true;
+            return;
         }
         if child.try_wait().unwrap().is_some() {
-            return false;
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "the run ended ({}) before it could be killed {what}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
-        std::thread::sleep(Duration::from_micros(50));
+        std::thread::sleep(Duration::from_micros(20));
     }
-    panic!("the run neither reached the point nor ended in 10 minutes");
+    panic!("the run neither reached the point ({what}) nor ended in 10 minutes");
 }
 
 fn temporary_checkpoints(run: &Path) -> Vec<PathBuf> {
@@ -140,28 +140,24 @@ fn sigkill_mid_epoch_and_mid_checkpoint_then_resume_gives_the_same_weights() {
     let checkpoint = run.join("checkpoint.safetensors");
 
     // 1. Killed in the middle of epoch 2 (after the first checkpoint, before the second).
-    let mut child = fresh(out.path()).spawn().unwrap();
     let first = std::cell::OnceCell::new();
-    assert!(
-        kill_when(&mut child, || {
-            let Ok(meta) = std::fs::metadata(&checkpoint) else {
-                return false;
-            };
-            let modified = meta.modified().unwrap();
-            let since = *first.get_or_init(|| (modified, Instant::now()));
-            // A few milliseconds into epoch 2, and still the first checkpoint.
-            modified == since.0 && since.1.elapsed() > Duration::from_millis(30)
-        }),
-        "the run ended before it could be killed"
-    );
+    kill_when(fresh(out.path()).spawn().unwrap(), "mid-epoch", || {
+        let Ok(meta) = std::fs::metadata(&checkpoint) else {
+            return false;
+        };
+        let modified = meta.modified().unwrap();
+        let since = *first.get_or_init(|| (modified, Instant::now()));
+        // A few milliseconds into epoch 2, and still the first checkpoint.
+        modified == since.0 && since.1.elapsed() > Duration::from_millis(5)
+    });
     assert_all_files_whole(&run);
 
     // 2. Killed while a checkpoint is being written: its temporary file exists, the previous
-    // checkpoint is intact. The resumed run writes four more to catch.
-    let mut child = resume(out.path()).spawn().unwrap();
-    assert!(
-        kill_when(&mut child, || !temporary_checkpoints(&run).is_empty()),
-        "no checkpoint write was caught in progress"
+    // checkpoint is intact. The resumed run writes ten more to catch.
+    kill_when(
+        resume(out.path()).spawn().unwrap(),
+        "mid-checkpoint",
+        || !temporary_checkpoints(&run).is_empty(),
     );
     assert!(!temporary_checkpoints(&run).is_empty());
     assert_all_files_whole(&run);

@@ -151,7 +151,7 @@ fn gradient_penalty_and_its_weight_gradient_match_finite_differences() {
         .to_dtype(DType::F64)
         .unwrap();
     let logits_sum = |x: &Tensor| -> f64 {
-        d.forward_pass(x, &mut gan_lib::models::Pass::eval())
+        d.forward_pass(x, &mut gan_lib::nn::Pass::eval())
             .unwrap()
             .sum_all()
             .unwrap()

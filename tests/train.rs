@@ -7,7 +7,8 @@ use candle_core::{Device, Tensor};
 use gan_lib::checkpoint::{self, CheckpointError, TensorFile};
 use gan_lib::config::{ConfigError, TrainConfig, PRESETS};
 
-use gan_lib::models::{bce_with_logits, count_params, Discriminator, Generator, Pass};
+use gan_lib::models::{Discriminator, Generator};
+use gan_lib::nn::{bce_with_logits, count_params, Pass};
 use gan_lib::rng;
 use gan_lib::train::{Gan, TrainError, Trainer};
 
@@ -610,4 +611,18 @@ fn configs_with_absurd_weight_counts_are_refused() {
     for name in PRESETS.map(|(name, _)| name) {
         TrainConfig::preset(name).unwrap().validate().unwrap();
     }
+}
+
+/// A config built field by field in code gets the file's checks when a trainer is made.
+#[test]
+fn a_config_built_in_code_is_validated_by_the_trainer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TrainConfig::preset("quick-mlp").unwrap();
+    config.batch_size = 0;
+    let error = Trainer::new(&config, dir.path(), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("batch_size"), "{error}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

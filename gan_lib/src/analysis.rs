@@ -121,16 +121,9 @@ impl DigitSource {
                         format!("cannot draw {n} digits: at most {MAX_DRAWN_DIGITS} at once"),
                     ));
                 }
-                let (generator, config) = Gan::load_generator(path, device)
+                let (generator, _) = Gan::load_generator(path, device)
                     .map_err(|e| source_error(path, e.to_string()))?;
-                let z = crate::rng::randn(
-                    &mut crate::rng::seeded(*seed),
-                    (*n, config.latent_dim),
-                    0.0,
-                    1.0,
-                    device,
-                )?;
-                Ok(digits(plot::to_bytes(&generator.generate(&z)?)?))
+                Ok(digits(generator.draw_digits(*n, *seed, device)?))
             }
             DigitSource::Idx(path) => Ok(digits(
                 idx::read_images(path)

@@ -10,15 +10,10 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{VarBuilder, VarMap};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{self, CheckpointError, TensorFile};
 use crate::data::{BatchOptions, PixelRange, Split, IMAGE_PIXELS, IMAGE_SIDE};
-use crate::models::{init_weights, InitScheme, Pass};
-use crate::ops::conv::Conv2d;
-use crate::ops::linear::Linear;
-use crate::ops::norm::BatchNorm;
-use crate::ops::pointwise::leaky_relu;
+use crate::nn::{init_weights, leaky_relu, BatchNorm, Conv2d, InitScheme, Linear, Pass};
 use crate::ops::pool::relu_max_pool2;
 use crate::optim::Adam;
 use crate::rng;
@@ -51,9 +46,9 @@ impl Classifier {
         let vb = VarBuilder::from_varmap(&vars, DType::F32, device);
         let classifier = Classifier {
             conv1: Conv2d::new(1, 32, 5, 1, 2, vb.pp("conv1"))?,
-            norm1: crate::models::batch_norm(32, vb.pp("norm1"))?,
+            norm1: BatchNorm::new(32, vb.pp("norm1"))?,
             conv2: Conv2d::new(32, 64, 5, 1, 2, vb.pp("conv2"))?,
-            norm2: crate::models::batch_norm(64, vb.pp("norm2"))?,
+            norm2: BatchNorm::new(64, vb.pp("norm2"))?,
             fc1: Linear::new(64 * 7 * 7, FEATURES, true, vb.pp("fc1"))?,
             fc2: Linear::new(FEATURES, 10, true, vb.pp("fc2"))?,
             vars,
@@ -259,13 +254,7 @@ pub fn train(
     let mut evaluations = Vec::new();
     for epoch in 1..=options.epochs {
         let started = Instant::now();
-        let bar = if options.progress {
-            ProgressBar::new(steps_per_epoch)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(ProgressStyle::with_template("epoch {prefix} {bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").expect("valid template"));
-        bar.set_prefix(format!("{epoch}/{}", options.epochs));
+        let bar = crate::train::epoch_bar(options.progress, steps_per_epoch, epoch, options.epochs);
         for batch in train.batches(&batch_options, &mut data_rng, device) {
             let batch = batch?;
             adam.lr = options.lr * learning_rate_factor(adam.step, total_steps);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{IMAGE_PIXELS, IMAGE_SIDE};
 
-use crate::models::{Activation, InitScheme};
+use crate::nn::{self, Activation, InitScheme};
 
 /// Everything a training run needs to know.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,6 +154,24 @@ pub struct ConvLayer {
     /// BatchNorm after it.
     #[serde(default)]
     pub batch_norm: bool,
+}
+
+impl ConvLayer {
+    /// Side of this layer's output, as a convolution, for a `side`x`side` input.
+    pub fn conv_output(&self, side: usize) -> usize {
+        nn::conv_output(side, self.kernel, self.stride, self.padding)
+    }
+
+    /// Side of this layer's output, as a transposed convolution, for a `side`x`side` input.
+    pub fn conv_transpose_output(&self, side: usize) -> usize {
+        nn::conv_transpose_output(
+            side,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.output_padding,
+        )
+    }
 }
 
 /// Convolutional generator and discriminator.
@@ -550,7 +568,7 @@ fn check_geometry(m: &DcganConfig, latent_dim: usize) -> Result<(), String> {
                 l.kernel, l.padding
             ));
         }
-        (channels, side) = (l.channels, (side + 2 * l.padding - l.kernel) / l.stride + 1);
+        (channels, side) = (l.channels, l.conv_output(side));
     }
     if !m.d_linear_head && (channels, side) != (1, 1) {
         return Err(format!(

@@ -13,7 +13,9 @@ pub mod ema;
 mod files;
 pub mod metrics;
 pub mod models;
-pub mod ops;
+pub mod nn;
+pub mod notebook;
+mod ops;
 pub mod optim;
 pub mod plot;
 pub mod rng;
@@ -26,7 +28,7 @@ pub use candle_nn;
 
 /// Sets how many CPU threads training uses: `threads`, or when `None` the
 /// `RAYON_NUM_THREADS` already set, else every core. They run gan_lib's matrix products (see
-/// [`ops`]) and candle's. candle's separate pool for element-wise ops is kept to one
+/// gan_lib's fused kernels) and candle's. candle's separate pool for element-wise ops is kept to one
 /// thread: it spin-waits, and on two cores its spinning worker took the core the matmul
 /// threads needed (and without `RAYON_NUM_THREADS` candle re-reads `/proc/cpuinfo` on every
 /// matmul). Call it before any tensor work: candle reads these settings once.

@@ -114,7 +114,7 @@ impl Adam {
         let data = varmap.data().lock().expect("varmap lock");
         let mut vars: Vec<(String, Var)> = data
             .iter()
-            .filter(|(n, _)| !crate::models::is_state(n))
+            .filter(|(n, _)| !crate::nn::is_state(n))
             .map(|(n, v)| (n.clone(), v.clone()))
             .collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));

@@ -131,14 +131,7 @@ fn base64(bytes: &[u8]) -> String {
 
 /// Turns `(n, 1, 28, 28)` images in [-1, 1] into bytes (0 black, 255 white).
 pub fn to_bytes(images: &Tensor) -> Result<Vec<u8>, PlotError> {
-    let values = images
-        .flatten_all()?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec1::<f32>()?;
-    Ok(values
-        .iter()
-        .map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8)
-        .collect())
+    Ok(crate::data::to_bytes(images)?)
 }
 
 /// The widest and tallest picture [`grid_size`] allows, in pixels (a grid of 16,384 pixels

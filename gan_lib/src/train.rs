@@ -21,13 +21,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, CheckpointError, TensorFile, STATE_KEY};
-use crate::config::{Loss, ModelConfig, TrainConfig};
+use crate::config::{ConfigError, Loss, ModelConfig, TrainConfig};
 use crate::data::{BatchOptions, PixelRange, Split};
 use crate::ema::Ema;
-use crate::models::{
-    bce_with_logits, gradient_penalty, hinge, init_weights, sigmoid, Discriminator, Generator,
-    InitScheme, Pass,
-};
+use crate::models::{gradient_penalty, Discriminator, Generator};
+use crate::nn::{bce_with_logits, hinge, init_weights, sigmoid, InitScheme, Pass};
 use crate::optim::Adam;
 use crate::plot::{self, LossPoint, Picture};
 use crate::rng::{self, Rng};
@@ -41,6 +39,9 @@ pub enum TrainError {
     /// A checkpoint could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The config is not valid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A picture could not be drawn or written.
     #[error(transparent)]
     Plot(#[from] plot::PlotError),
@@ -285,37 +286,20 @@ pub struct Trainer {
     pub time_budget: Option<Duration>,
 }
 
-/// Makes this copy of candle number new tensors above every tensor of `long_lived`.
-///
-/// candle numbers tensors from a counter in a `static`, and its backward pass keys gradients by
-/// those numbers. evcxr links a fresh copy of candle, counter included, into every notebook
-/// cell, so each cell counts from 1 again: a training step run in a later cell than the one
-/// that built the model gave its new tensors the numbers of the model's variables, and the
-/// backward pass mixed their gradients up ("shape mismatch in add"). Drawing numbers until they
-/// pass the largest keeps them apart; outside a notebook the counter is past them already, and
-/// this draws one. The number is read from `TensorId`'s `Debug` form: candle has no accessor.
-fn ids_past<'a>(long_lived: impl Iterator<Item = &'a Tensor>) -> candle_core::Result<()> {
-    let last = long_lived.filter_map(tensor_number).max().unwrap_or(0);
-    while tensor_number(&Tensor::zeros((), DType::F32, &Device::Cpu)?).is_some_and(|n| n <= last) {}
-    Ok(())
-}
-
-/// The number in a tensor's `TensorId`, read from its `Debug` form (`TensorId(18)`).
-fn tensor_number(tensor: &Tensor) -> Option<usize> {
-    let id = format!("{:?}", tensor.id());
-    id.strip_prefix("TensorId(")?
-        .strip_suffix(')')?
-        .parse()
-        .ok()
-}
-
 impl Trainer {
-    /// Starts a fresh run in `run_dir` (created; its config written there).
+    /// Starts a fresh run in `run_dir` (created; its config written there). The config is
+    /// validated first, so one built field by field in code gets the same checks as a file.
     pub fn new(
         config: &TrainConfig,
         run_dir: impl Into<PathBuf>,
         device: &Device,
     ) -> Result<Trainer, TrainError> {
+        config.validate().map_err(|message| {
+            TrainError::Config(ConfigError::Invalid {
+                path: format!("config {:?}", config.name),
+                message,
+            })
+        })?;
         crate::tune_allocator();
         let paths = RunPaths {
             root: run_dir.into(),
@@ -452,69 +436,29 @@ impl Trainer {
     /// generator update, then the moving average of G's weights when there is one. Each loss
     /// is checked before its update, so a NaN leaves the networks as they were.
     pub fn train_step(&mut self, real: &Tensor) -> Result<StepStats, TrainError> {
-        let config = &self.gan.config;
-        let (loss, d_steps, real_label, fake_label, gp_weight) = (
-            config.loss,
-            config.d_steps,
-            config.real_label,
-            config.fake_label,
-            config.gp_weight as f64,
-        );
+        crate::notebook::fresh_tensor_ids(&[&self.gan.g_vars, &self.gan.d_vars], real)?;
         let batch = real.dim(0)?;
-        let mut long_lived = self.gan.g_vars.all_vars();
-        long_lived.extend(self.gan.d_vars.all_vars());
-        ids_past(long_lived.iter().map(|v| v.as_tensor()).chain([real]))?;
         let mut stats = StepStats::default();
 
         // (1) Discriminator: real digits against detached fakes.
-        for _ in 0..d_steps {
+        for _ in 0..self.gan.config.d_steps {
             self.gan.discriminator.update_spectral_norm()?;
-            let z = self.gan.noise(batch, &mut self.noise_rng)?;
-            let fake = self
-                .gan
-                .generator
-                .forward_pass(&z, &mut Pass::train(&mut self.noise_rng))?
-                .detach();
+            let fake = self.generate(batch)?.detach();
             let real_logits = self.discriminate(real, None)?;
             let fake_logits = self.discriminate(&fake, None)?;
-            let d_loss = match loss {
-                Loss::Bce => {
-                    (bce_with_logits(&real_logits, real_label)?
-                        + bce_with_logits(&fake_logits, fake_label)?)?
-                }
-                Loss::Hinge => (hinge(&real_logits, true)? + hinge(&fake_logits, false)?)?,
-                Loss::WganGp => {
-                    let between = self.interpolate(real, &fake)?;
-                    let penalty = gradient_penalty(&self.gan.discriminator, &between)?;
-                    ((fake_logits.mean_all()? - real_logits.mean_all()?)? + (penalty * gp_weight)?)?
-                }
-            };
+            let d_loss = self.discriminator_loss(real, &fake, &real_logits, &fake_logits)?;
             stats.d_loss = self.finite("D loss", d_loss.to_scalar::<f32>()?)?;
             self.d_adam.step(&d_loss.backward()?)?;
-            (stats.d_real, stats.d_fake) = match loss {
-                Loss::Bce => (
-                    sigmoid(&real_logits)?.mean_all()?.to_scalar::<f32>()?,
-                    sigmoid(&fake_logits)?.mean_all()?.to_scalar::<f32>()?,
-                ),
-                Loss::Hinge | Loss::WganGp => (
-                    real_logits.mean_all()?.to_scalar::<f32>()?,
-                    fake_logits.mean_all()?.to_scalar::<f32>()?,
-                ),
-            };
+            (stats.d_real, stats.d_fake) = self.judgements(&real_logits, &fake_logits)?;
         }
 
-        // (2) Generator: fakes judged by D, whose weights stay as they are.
-        let z = self.gan.noise(batch, &mut self.noise_rng)?;
-        let fake = self
-            .gan
-            .generator
-            .forward_pass(&z, &mut Pass::train(&mut self.noise_rng))?;
-        // Through a frozen D: the gradients flow through it to G, not into D's weights. Made
-        // here, after `ids_past`, so that its tensors' ids are new too.
+        // (2) Generator: fakes judged by D, whose weights stay as they are (the gradients
+        // flow through a frozen copy to G, not into D).
+        let fake = self.generate(batch)?;
         let frozen =
             Discriminator::frozen(&self.gan.config.model, &self.gan.d_vars, &self.gan.device)?;
         let fake_logits = self.discriminate(&fake, Some(&frozen))?;
-        let g_loss = match loss {
+        let g_loss = match self.gan.config.loss {
             Loss::Bce => bce_with_logits(&fake_logits, 1.0)?,
             Loss::Hinge | Loss::WganGp => fake_logits.mean_all()?.neg()?,
         };
@@ -529,8 +473,53 @@ impl Trainer {
         Ok(stats)
     }
 
-    /// Points on the lines between real and fake images, one uniform draw per pair (where
-    /// WGAN-GP takes its penalty).
+    /// A batch of fakes from fresh noise, in training mode.
+    fn generate(&mut self, batch: usize) -> Result<Tensor, TrainError> {
+        let z = self.gan.noise(batch, &mut self.noise_rng)?;
+        let mut pass = Pass::train(&mut self.noise_rng);
+        Ok(self.gan.generator.forward_pass(&z, &mut pass)?)
+    }
+
+    /// D's loss under the config's [`Loss`].
+    fn discriminator_loss(
+        &mut self,
+        real: &Tensor,
+        fake: &Tensor,
+        real_logits: &Tensor,
+        fake_logits: &Tensor,
+    ) -> Result<Tensor, TrainError> {
+        let config = &self.gan.config;
+        Ok(match config.loss {
+            Loss::Bce => {
+                (bce_with_logits(real_logits, config.real_label)?
+                    + bce_with_logits(fake_logits, config.fake_label)?)?
+            }
+            Loss::Hinge => (hinge(real_logits, true)? + hinge(fake_logits, false)?)?,
+            Loss::WganGp => {
+                let gp_weight = config.gp_weight as f64;
+                let between = self.interpolate(real, fake)?;
+                let penalty = gradient_penalty(&self.gan.discriminator, &between)?;
+                ((fake_logits.mean_all()? - real_logits.mean_all()?)? + (penalty * gp_weight)?)?
+            }
+        })
+    }
+
+    /// What D made of the batch: mean D(x) and D(G(z)), as probabilities under BCE, as raw
+    /// scores under the hinge and Wasserstein losses.
+    fn judgements(
+        &self,
+        real_logits: &Tensor,
+        fake_logits: &Tensor,
+    ) -> Result<(f32, f32), TrainError> {
+        let mean = |logits: &Tensor| -> candle_core::Result<f32> {
+            match self.gan.config.loss {
+                Loss::Bce => sigmoid(logits)?.mean_all()?.to_scalar::<f32>(),
+                Loss::Hinge | Loss::WganGp => logits.mean_all()?.to_scalar::<f32>(),
+            }
+        };
+        Ok((mean(real_logits)?, mean(fake_logits)?))
+    }
+
     fn interpolate(&mut self, real: &Tensor, fake: &Tensor) -> Result<Tensor, TrainError> {
         let batch = real.dim(0)?;
         let t = rng::uniform(
@@ -603,7 +592,12 @@ impl Trainer {
         let device = self.gan.device.clone();
         let mut data_rng = self.data_rng.clone();
         let batches = data.batches(&options, &mut data_rng, &device);
-        let bar = self.progress_bar(batches.total() as u64, self.epoch + 1, config.epochs);
+        let bar = epoch_bar(
+            self.progress,
+            batches.total() as u64,
+            self.epoch + 1,
+            config.epochs,
+        );
         let (started, first_step) = (Instant::now(), self.history.len());
         let mut sum = StepStats::default();
         for batch in batches {
@@ -766,17 +760,22 @@ impl Trainer {
         )?;
         Ok(())
     }
+}
 
-    fn progress_bar(&self, steps: u64, epoch: usize, epochs: usize) -> ProgressBar {
-        if !self.progress {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::new(steps);
-        let style = ProgressStyle::with_template("epoch {prefix} {bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}").expect("valid template");
-        bar.set_style(style);
-        bar.set_prefix(format!("{epoch}/{epochs}"));
-        bar
+/// The progress bar of one epoch (tqdm-like: steps, elapsed, remaining, rate, and a message
+/// of running numbers), hidden unless `show`. Training and the classifier's training share it.
+pub(crate) fn epoch_bar(show: bool, steps: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
     }
+    let bar = ProgressBar::new(steps);
+    let style = ProgressStyle::with_template(
+        "epoch {prefix} {bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}",
+    )
+    .expect("valid template");
+    bar.set_style(style);
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
 }
 
 /// Refuses to resume when the run's `config.toml` was edited to differ from the config its
@@ -858,27 +857,4 @@ fn read_losses(path: &Path, last_step: u64) -> Result<Vec<LossPoint>, TrainError
         .filter_map(parse)
         .filter(|p| p.step <= last_step)
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `ids_past` depends on the form of candle's `TensorId` in `Debug`: numbers must be read,
-    /// and count up.
-    #[test]
-    fn tensor_numbers_are_read_and_count_up() -> candle_core::Result<()> {
-        let zero = || Tensor::zeros((), DType::F32, &Device::Cpu);
-        let (first, second) = (zero()?, zero()?);
-        let (a, b) = (tensor_number(&first), tensor_number(&second));
-        assert!(
-            a.is_some() && b > a,
-            "{:?} then {:?}",
-            first.id(),
-            second.id()
-        );
-        ids_past([&first, &second].into_iter())?;
-        assert!(tensor_number(&zero()?) > b);
-        Ok(())
-    }
 }

@@ -9,11 +9,9 @@
 //! cargo run --release --bin bench -- --threads 1 --presets quick-mlp,dcgan-course --steps 50
 //! ```
 //!
-//! Options: `--steps N` timed steps (after 3 warm-up steps; default 30), `--presets a,b`,
-//! `--threads 1,2` (each count is given to both sides: `gan_lib::set_threads` and
-//! `torch.set_num_threads`), `--device cpu|cuda` (both sides; default cpu), `--repeat R`
-//! (median of R alternating runs; default 1), `--no-torch`, `--no-classifier`. Each
-//! measurement runs in its own process, so peak memory (VmHWM / ru_maxrss) is its own.
+//! `bench --help` lists the options. Each thread count is given to both sides
+//! (`gan_lib::set_threads` and `torch.set_num_threads`), and each measurement runs in its own
+//! process, so peak memory (VmHWM / ru_maxrss) is its own.
 //!
 //! To profile one preset's training alone: `bench --one dcgan-course --steps 50 --train-only`
 //! under `perf record`.
@@ -23,10 +21,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
+use clap::Parser;
 use gan_lib::classifier::Classifier;
 use gan_lib::config::{GeneratorStart, ModelConfig, TrainConfig, PRESETS};
 use gan_lib::data::{BatchOptions, Mnist, PixelRange, IMAGE_PIXELS, IMAGE_SIDE};
-use gan_lib::models::Pass;
+use gan_lib::nn::Pass;
 use gan_lib::train::Trainer;
 use gan_lib::{optim, rng};
 use serde_json::{json, Value};
@@ -69,12 +68,12 @@ fn macs_per_image(config: &TrainConfig) -> (f64, f64) {
             };
             for l in &m.g_layers {
                 g += (channels * l.channels * l.kernel * l.kernel * side * side) as f64;
-                side = (side - 1) * l.stride + l.kernel + l.output_padding - 2 * l.padding;
+                side = l.conv_transpose_output(side);
                 channels = l.channels;
             }
             let (mut channels, mut side, mut d) = (1, IMAGE_SIDE, 0.0);
             for l in &m.d_layers {
-                side = (side + 2 * l.padding - l.kernel) / l.stride + 1;
+                side = l.conv_output(side);
                 d += (channels * l.channels * l.kernel * l.kernel * side * side) as f64;
                 channels = l.channels;
             }
@@ -331,61 +330,83 @@ fn describe(device: &Device) -> String {
     )
 }
 
+/// Training, generation and classifier speed for every preset, side by side with PyTorch.
+#[derive(Parser)]
+#[command(about = "Training, generation and classifier speed of every preset, beside PyTorch")]
+struct Args {
+    /// Timed steps per measurement (after 3 warm-up steps).
+    #[arg(long, default_value_t = 30)]
+    steps: usize,
+    /// Presets to measure, comma-separated (default: those the PyTorch reference mirrors).
+    #[arg(long, value_delimiter = ',')]
+    presets: Vec<String>,
+    /// Thread counts to measure, comma-separated; each is given to both sides.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2])]
+    threads: Vec<usize>,
+    /// cpu or cuda, for both sides.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Alternating runs per measurement; the median is kept.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Skip the PyTorch side.
+    #[arg(long)]
+    no_torch: bool,
+    /// Skip the classifier.
+    #[arg(long)]
+    no_classifier: bool,
+    /// Measure one preset in this process and print JSON (what each measurement runs).
+    #[arg(long, value_name = "PRESET")]
+    one: Option<String>,
+    /// With --one: training steps only (for profiling).
+    #[arg(long, requires = "one")]
+    train_only: bool,
+    /// Measure the classifier in this process and print JSON.
+    #[arg(long, conflicts_with = "one")]
+    classifier_one: bool,
+}
+
 fn main() -> Result<()> {
+    let args = Args::parse();
     gan_lib::tune_allocator();
     gan_lib::set_threads(None);
-    let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let flag = |name: &str| args.iter().any(|a| a == name);
-    let number = |flag: &str, default: usize| -> Result<usize> {
-        value(flag).map_or(Ok(default), |s| {
-            s.parse().with_context(|| format!("{flag} {s}"))
-        })
-    };
-    let steps = number("--steps", 30)?;
-    let device_name = value("--device").unwrap_or_else(|| "cpu".into());
+    if args.steps == 0 || args.repeat == 0 || args.threads.contains(&0) {
+        bail!("--steps, --repeat and --threads must be at least 1");
+    }
+    let steps = args.steps;
+    let device_name = args.device.clone();
     let device =
         gan_lib::device(&device_name).with_context(|| format!("--device {device_name}"))?;
-    if let Some(name) = value("--one") {
-        let train_only = flag("--train-only");
-        return gan_lib::on_pool(|| measure_preset(&name, steps, train_only, &device));
+    if let Some(name) = &args.one {
+        return gan_lib::on_pool(|| measure_preset(name, steps, args.train_only, &device));
     }
-    if flag("--classifier-one") {
+    if args.classifier_one {
         return gan_lib::on_pool(|| measure_classifier(steps, &device));
     }
-    let repeat = number("--repeat", 1)?.max(1);
-    let thread_counts = value("--threads")
-        .unwrap_or_else(|| "1,2".into())
-        .split(',')
-        .map(|t| t.parse::<usize>().with_context(|| format!("--threads {t}")))
-        .collect::<Result<Vec<_>>>()?;
-    let presets = value("--presets")
-        .map(|p| p.split(',').map(str::to_owned).collect::<Vec<_>>())
-        .unwrap_or_else(|| {
-            // The PyTorch reference mirrors the BCE loop: by default, the presets it can
-            // reproduce (no hinge or Wasserstein loss, spectral norm or moving average).
-            PRESETS
-                .iter()
-                .filter(|(n, _)| {
-                    TrainConfig::preset(n).is_ok_and(|c| {
-                        c.loss == gan_lib::config::Loss::Bce
-                            && c.ema_decay == 0.0
-                            && !matches!(&c.model, ModelConfig::Mlp(m) if m.d_spectral_norm)
-                            && !matches!(&c.model, ModelConfig::Dcgan(m) if m.d_spectral_norm)
-                    })
+    let repeat = args.repeat;
+    let thread_counts = args.threads.clone();
+    let presets = if args.presets.is_empty() {
+        // The PyTorch reference mirrors the BCE loop: by default, the presets it can
+        // reproduce (no hinge or Wasserstein loss, spectral norm or moving average).
+        PRESETS
+            .iter()
+            .filter(|(n, _)| {
+                TrainConfig::preset(n).is_ok_and(|c| {
+                    c.loss == gan_lib::config::Loss::Bce
+                        && c.ema_decay == 0.0
+                        && !matches!(&c.model, ModelConfig::Mlp(m) if m.d_spectral_norm)
+                        && !matches!(&c.model, ModelConfig::Dcgan(m) if m.d_spectral_norm)
                 })
-                .map(|(n, _)| n.to_string())
-                .collect()
-        });
+            })
+            .map(|(n, _)| n.to_string())
+            .collect()
+    } else {
+        args.presets.clone()
+    };
     for name in &presets {
         TrainConfig::preset(name)?;
     }
-    let torch = if flag("--no-torch") {
+    let torch = if args.no_torch {
         None
     } else {
         match torch_available() {
@@ -452,7 +473,7 @@ fn main() -> Result<()> {
                 or_dash(pair.torch("peak_mib"), 0),
             );
         }
-        if !flag("--no-classifier") {
+        if !args.no_classifier {
             let pair = runner.measure(
                 &["--classifier-one"],
                 &["--classifier"],

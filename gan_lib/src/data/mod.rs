@@ -6,7 +6,7 @@ pub mod idx;
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::Rng as _;
 
@@ -59,6 +59,19 @@ impl PixelRange {
             PixelRange::Unit => p as f32 / 255.0,
         }
     }
+}
+
+/// Images in [-1, 1] (any shape) as bytes, 0 black and 255 white: the inverse of
+/// [`PixelRange::Symmetric`], rounded.
+pub fn to_bytes(images: &Tensor) -> candle_core::Result<Vec<u8>> {
+    let values = images
+        .flatten_all()?
+        .to_dtype(DType::F32)?
+        .to_vec1::<f32>()?;
+    Ok(values
+        .iter()
+        .map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8)
+        .collect())
 }
 
 /// One split of MNIST: images and their labels, as bytes.

@@ -6,23 +6,9 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::spectral_norm::SpectralNorm;
-use super::{batch_norm, Block, Pass};
-use crate::config::{ConvLayer, DcganConfig, GeneratorStart};
+use crate::config::{DcganConfig, GeneratorStart};
 use crate::data::IMAGE_SIDE;
-use crate::ops::conv::{Conv2d, ConvTranspose2d};
-use crate::ops::linear::Linear;
-use crate::ops::pointwise::tanh;
-
-/// Output side of a convolution.
-fn conv_out(side: usize, l: &ConvLayer) -> usize {
-    (side + 2 * l.padding).saturating_sub(l.kernel) / l.stride + 1
-}
-
-/// Output side of a transposed convolution.
-fn conv_transpose_out(side: usize, l: &ConvLayer) -> usize {
-    ((side - 1) * l.stride + l.kernel + l.output_padding).saturating_sub(2 * l.padding)
-}
+use crate::nn::{tanh, BatchNorm, Block, Conv2d, ConvTranspose2d, Linear, Pass, SpectralNorm};
 
 /// Noise → (dense projection | 1x1 reshape) → transposed convolutions (+ BatchNorm +
 /// activation) → Tanh. Tensors: `start.linear.*`, `start.norm.*`, `layers.{i}.conv.*`,
@@ -44,7 +30,7 @@ impl Generator {
                 let features = channels * side * side;
                 let vb = vb.pp("start");
                 let linear = Linear::new(latent_dim, features, config.g_bias, vb.pp("linear"))?;
-                let norm = batch_norm(features, vb.pp("norm"))?;
+                let norm = BatchNorm::new(features, vb.pp("norm"))?;
                 let params =
                     latent_dim * features + if config.g_bias { features } else { 0 } + 2 * features;
                 (
@@ -70,7 +56,7 @@ impl Generator {
                 vb.pp("conv"),
             )?;
             let norm = if l.batch_norm {
-                Some(batch_norm(l.channels, vb.pp("norm"))?)
+                Some(BatchNorm::new(l.channels, vb.pp("norm"))?)
             } else {
                 None
             };
@@ -83,7 +69,7 @@ impl Generator {
                 params,
             });
             channels = l.channels;
-            side = conv_transpose_out(side, l);
+            side = l.conv_transpose_output(side);
         }
         if channels != 1 || side != IMAGE_SIDE {
             candle_core::bail!("the generator's layers end in {channels} channels of {side}x{side}; they must end in 1 channel of 28x28");
@@ -151,7 +137,7 @@ impl Discriminator {
                 vb.pp("conv"),
             )?;
             let norm = if l.batch_norm {
-                Some(batch_norm(l.channels, vb.pp("norm"))?)
+                Some(BatchNorm::new(l.channels, vb.pp("norm"))?)
             } else {
                 None
             };
@@ -163,7 +149,7 @@ impl Discriminator {
                 params,
             });
             channels = l.channels;
-            side = conv_out(side, l);
+            side = l.conv_output(side);
         }
         let out = if config.d_linear_head {
             if config.d_spectral_norm {

@@ -3,11 +3,9 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::spectral_norm::SpectralNorm;
-use super::{batch_norm, Block, Pass};
 use crate::config::MlpConfig;
 use crate::data::{IMAGE_PIXELS, IMAGE_SIDE};
-use crate::ops::linear::Linear;
+use crate::nn::{tanh, BatchNorm, Block, Linear, Pass, SpectralNorm};
 
 fn linear_block(
     inputs: usize,
@@ -17,7 +15,7 @@ fn linear_block(
 ) -> Result<Block<Linear>> {
     let layer = Linear::new(inputs, outputs, true, vb.pp("linear"))?;
     let norm = if norm {
-        Some(batch_norm(outputs, vb.pp("norm"))?)
+        Some(BatchNorm::new(outputs, vb.pp("norm"))?)
     } else {
         None
     };
@@ -69,7 +67,7 @@ impl Generator {
             x = block.forward_activated(&x, pass, self.config.g_activation, 0.0)?;
             x = pass.layer(&format!("hidden.{i}"), block.params, x)?;
         }
-        let x = crate::ops::pointwise::tanh(&self.out.forward(&x)?)?;
+        let x = tanh(&self.out.forward(&x)?)?;
         let x = pass.layer(
             "out (tanh)",
             self.out.weight().elem_count() + IMAGE_PIXELS,

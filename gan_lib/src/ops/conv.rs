@@ -11,15 +11,12 @@
 //! never computed (im2col multiplies their zeros: 31% of dcgan-tf's largest layer, 16% of
 //! its stride-2 layers), and no patch matrix is written or summed back.
 
-use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor,
-};
-use candle_nn::VarBuilder;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+use crate::nn::{conv_output, conv_transpose_output};
 
 use super::gemm::{matmul, matmul_add, Mat};
-use super::{
-    by_images, for_parts, fused, gather_transpose, scatter_transpose, transpose, values, Planes,
-};
+use super::{by_images, for_parts, gather_transpose, scatter_transpose, transpose, values, Planes};
 
 /// The shape of a convolution: images `(n, c, h, w)`, a `k×k` kernel, stride and padding,
 /// giving `oh×ow` patch positions.
@@ -43,8 +40,8 @@ impl Patches {
         stride: usize,
         padding: usize,
     ) -> Patches {
-        let oh = (h + 2 * padding - k) / stride + 1;
-        let ow = (w + 2 * padding - k) / stride + 1;
+        let oh = conv_output(h, k, stride, padding);
+        let ow = conv_output(w, k, stride, padding);
         Patches {
             n,
             c,
@@ -791,80 +788,33 @@ fn gradients<Op: CustomOp3 + Send + Sync + 'static>(
     Ok((d_x, d_kernel))
 }
 
-/// A 2-D convolution, `(n, c, h, w)` → `(n, o, oh, ow)`, weight `(o, c, k, k)` as PyTorch's
-/// `nn.Conv2d` and candle's `Conv2d`.
-#[derive(Clone, Debug)]
-pub struct Conv2d {
-    candle: candle_nn::Conv2d,
+/// A 2-D convolution of images `(n, c, h, w)` with a kernel `(o, c, k, k)` and an optional
+/// bias `(o)`, as one custom op each way.
+pub(crate) fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
     stride: usize,
     padding: usize,
-}
-
-impl Conv2d {
-    /// Weight `weight` and bias `bias` from `vb`.
-    pub fn new(
-        inputs: usize,
-        outputs: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        vb: VarBuilder,
-    ) -> Result<Conv2d> {
-        let config = candle_nn::Conv2dConfig {
-            padding,
-            stride,
-            ..Default::default()
+) -> Result<Tensor> {
+    let (o, c, k, _) = weight.dims4()?;
+    let p = Patches::new(x.dims4()?, k, stride, padding);
+    let kernel = weight.reshape((o, c * k * k))?;
+    let conv = x.contiguous()?.apply_op2(&kernel, ConvOp(p))?;
+    if p.shifted(o) {
+        // Already images (n, o, oh, ow).
+        return match bias {
+            Some(bias) => conv.apply_op2(bias, AddChannelBias),
+            None => Ok(conv),
         };
-        Ok(Conv2d {
-            candle: candle_nn::conv2d(inputs, outputs, kernel, config, vb)?,
-            stride,
-            padding,
-        })
     }
-
-    /// The kernel, `(o, c, k, k)`.
-    pub fn weight(&self) -> &Tensor {
-        self.candle.weight()
-    }
-
-    /// The same layer with another kernel of the same shape (for weights computed from
-    /// others, as spectral normalisation does).
-    pub fn with_weight(&self, weight: Tensor) -> Conv2d {
-        Conv2d {
-            candle: candle_nn::Conv2d::new(
-                weight,
-                self.candle.bias().cloned(),
-                *self.candle.config(),
-            ),
-            ..self.clone()
-        }
-    }
-}
-
-impl Module for Conv2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if !fused(x) {
-            return self.candle.forward(x);
-        }
-        let (o, c, k, _) = self.weight().dims4()?;
-        let p = Patches::new(x.dims4()?, k, self.stride, self.padding);
-        let kernel = self.weight().reshape((o, c * k * k))?;
-        let conv = x.contiguous()?.apply_op2(&kernel, ConvOp(p))?;
-        if p.shifted(o) {
-            // Already images (n, o, oh, ow).
-            return match self.candle.bias() {
-                Some(bias) => conv.apply_op2(bias, AddChannelBias),
-                None => Ok(conv),
-            };
-        }
-        // Otherwise one row per channel, (o, n·oh·ow).
-        let by_channel = conv;
-        let bias = match self.candle.bias() {
-            Some(bias) => bias.clone(),
-            None => Tensor::zeros(o, by_channel.dtype(), by_channel.device())?,
-        };
-        by_channel.apply_op2(&bias, ImagesFirst(p.n, p.oh, p.ow))
-    }
+    // Otherwise one row per channel, (o, n·oh·ow).
+    let by_channel = conv;
+    let bias = match bias {
+        Some(bias) => bias.clone(),
+        None => Tensor::zeros(o, by_channel.dtype(), by_channel.device())?,
+    };
+    by_channel.apply_op2(&bias, ImagesFirst(p.n, p.oh, p.ow))
 }
 
 /// `(c, n·h·w)` — one row per channel — plus a `(c)` bias → images `(n, c, h, w)`: the
@@ -938,80 +888,37 @@ impl CustomOp1 for ChannelsFirst {
     }
 }
 
-/// A 2-D transposed convolution, `(n, c, h, w)` → `(n, o, oh, ow)` with
-/// `oh = (h − 1)·stride − 2·padding + k + output_padding`; weight `(c, o, k, k)` as
-/// PyTorch's `nn.ConvTranspose2d`.
-#[derive(Clone, Debug)]
-pub struct ConvTranspose2d {
-    candle: candle_nn::ConvTranspose2d,
-    stride: usize,
-    padding: usize,
-    output_padding: usize,
-}
-
-impl ConvTranspose2d {
-    /// Weight `weight` and, when `bias`, bias `bias` from `vb`.
-    pub fn new(
-        inputs: usize,
-        outputs: usize,
-        kernel: usize,
-        (stride, padding, output_padding): (usize, usize, usize),
-        bias: bool,
-        vb: VarBuilder,
-    ) -> Result<ConvTranspose2d> {
-        let config = candle_nn::ConvTranspose2dConfig {
-            padding,
-            output_padding,
-            stride,
-            dilation: 1,
-        };
-        let candle = if bias {
-            candle_nn::conv_transpose2d(inputs, outputs, kernel, config, vb)?
-        } else {
-            candle_nn::conv_transpose2d_no_bias(inputs, outputs, kernel, config, vb)?
-        };
-        Ok(ConvTranspose2d {
-            candle,
-            stride,
-            padding,
-            output_padding,
-        })
+/// A 2-D transposed convolution of images `(n, c, h, w)` with a kernel `(c, o, k, k)` and an
+/// optional bias `(o)`: the kernel product, then `col2im`, as one custom op each way.
+pub(crate) fn conv_transpose2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    (stride, padding, output_padding): (usize, usize, usize),
+) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (_, o, k, _) = weight.dims4()?;
+    let side = |s: usize| conv_transpose_output(s, k, stride, padding, output_padding);
+    // The convolution whose input gradient this is: output-sized images, input-sized
+    // patch grid.
+    let p = Patches::new((n, o, side(h), side(w)), k, stride, padding);
+    if (p.oh, p.ow) != (h, w) {
+        candle_core::bail!("conv-transpose2d: cannot map {h}x{w} to {}x{}", p.h, p.w);
     }
-
-    /// The kernel, `(c, o, k, k)`.
-    pub fn weight(&self) -> &Tensor {
-        self.candle.weight()
-    }
-}
-
-impl Module for ConvTranspose2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if !fused(x) {
-            return self.candle.forward(x);
-        }
-        let (n, c, h, w) = x.dims4()?;
-        let (_, o, k, _) = self.weight().dims4()?;
-        let side = |s: usize| (s - 1) * self.stride + k + self.output_padding - 2 * self.padding;
-        // The convolution whose input gradient this is: output-sized images, input-sized
-        // patch grid.
-        let p = Patches::new((n, o, side(h), side(w)), k, self.stride, self.padding);
-        if (p.oh, p.ow) != (h, w) {
-            candle_core::bail!("conv-transpose2d: cannot map {h}x{w} to {}x{}", p.h, p.w);
-        }
-        let kernel = self.weight().reshape((c, o * k * k))?;
-        let y = x.contiguous()?.apply_op2(&kernel, ConvTransposeOp(p))?;
-        match self.candle.bias() {
-            Some(bias) => y.apply_op2(bias, AddChannelBias),
-            None => Ok(y),
-        }
+    let kernel = weight.reshape((c, o * k * k))?;
+    let y = x.contiguous()?.apply_op2(&kernel, ConvTransposeOp(p))?;
+    match bias {
+        Some(bias) => y.apply_op2(bias, AddChannelBias),
+        None => Ok(y),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device, Var};
-    use candle_nn::VarMap;
+    use crate::nn::{Conv2d, ConvTranspose2d};
+    use candle_core::{DType, Device, Module, Var};
+    use candle_nn::{VarBuilder, VarMap};
 
     fn random(shape: &[usize], seed: u64) -> Result<Tensor> {
         crate::rng::randn(&mut crate::rng::seeded(seed), shape, 0.0, 1.0, &Device::Cpu)

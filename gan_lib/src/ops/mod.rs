@@ -7,22 +7,22 @@
 //! each is one pass over memory, and every convolution becomes one large matrix product
 //! (im2col / col2im), so the time goes to the matmul kernel ([`gemm`]).
 //!
-//! Each public function checks the device: on the CPU (f32) it runs the fused kernel, on any
-//! other device it falls back to candle's own operations, so the `cuda` and `metal` builds
-//! behave as before.
+//! Private to the crate: the layers in [`crate::nn`] call these on the CPU (f32) and candle's
+//! own operations on any other device, so the `cuda` and `metal` builds behave as candle
+//! does. The element-wise functions check the device themselves.
 
-pub mod conv;
+pub(crate) mod conv;
 mod gemm;
-pub mod linear;
-pub mod norm;
-pub mod pointwise;
-pub mod pool;
+pub(crate) mod linear;
+pub(crate) mod norm;
+pub(crate) mod pointwise;
+pub(crate) mod pool;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, Layout, Result, Tensor};
 
 /// True when `x` can take the fused CPU kernels.
-fn fused(x: &Tensor) -> bool {
+pub(crate) fn fused(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32
 }
 

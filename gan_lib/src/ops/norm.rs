@@ -2,84 +2,41 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp3, Layout, ModuleT, Result, Shape, Tensor, Var};
-use candle_nn::{BatchNormConfig, VarBuilder};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::{for_parts, fused, values, Planes};
+use super::{for_parts, values, Planes};
 
-/// BatchNorm over dimension 1 of `(n, c)` or `(n, c, h, w)` inputs, as PyTorch's
-/// `BatchNorm1d`/`2d` (eps 1e-5, momentum 0.1, running variance unbiased). Tensors:
-/// `weight`, `bias`, `running_mean`, `running_var`, as candle's `BatchNorm`.
-#[derive(Clone, Debug)]
-pub struct BatchNorm {
-    candle: candle_nn::BatchNorm,
-    running_mean: Var,
-    running_var: Var,
+/// BatchNorm in training mode over dimension 1 of `x`, with the batch's statistics, then a
+/// leaky ReLU when `slope` is given, as one custom op each way. Returns the output and the
+/// batch's mean and (biased) variance per channel, for the running statistics.
+pub(crate) fn batch_norm_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
     eps: f64,
-    momentum: f64,
+    slope: Option<f64>,
+) -> Result<(Tensor, BatchStatistics)> {
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let op = BatchNormTrain {
+        eps: eps as f32,
+        slope: slope.map(|s| s as f32),
+        stats: stats.clone(),
+    };
+    let y = x.contiguous()?.apply_op3(weight, bias, op)?;
+    let stats = stats.lock().expect("batch-norm statistics");
+    Ok((
+        y,
+        BatchStatistics {
+            mean: stats.mean.clone(),
+            variance: stats.variance.clone(),
+        },
+    ))
 }
 
-impl BatchNorm {
-    /// A BatchNorm over `features` channels, its tensors from `vb`.
-    pub fn new(features: usize, vb: VarBuilder) -> Result<BatchNorm> {
-        let config = BatchNormConfig::default();
-        let candle = candle_nn::batch_norm(features, config, vb)?;
-        Ok(BatchNorm {
-            running_mean: Var::from_tensor(candle.running_mean())?,
-            running_var: Var::from_tensor(candle.running_var())?,
-            candle,
-            eps: config.eps,
-            momentum: config.momentum,
-        })
-    }
-
-    /// Normalises with the batch's statistics (and updates the running ones) when `train`,
-    /// with the running statistics otherwise.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_leaky(x, train, None)
-    }
-
-    /// [`BatchNorm::forward_t`], then, when `slope` is given, a leaky ReLU of that slope (0:
-    /// ReLU). In training both run as one op each way, one node of candle's graph.
-    pub fn forward_leaky(&self, x: &Tensor, train: bool, slope: Option<f64>) -> Result<Tensor> {
-        let Some((weight, bias)) = self.candle.weight_and_bias() else {
-            candle_core::bail!("batch-norm without weight and bias");
-        };
-        if !train || !fused(x) {
-            let y = self.candle.forward_t(x, train)?;
-            return match slope {
-                Some(slope) => super::pointwise::leaky_relu(&y, slope),
-                None => Ok(y),
-            };
-        }
-        let stats = Arc::new(Mutex::new(Stats::default()));
-        let op = BatchNormTrain {
-            eps: self.eps as f32,
-            slope: slope.map(|s| s as f32),
-            stats: stats.clone(),
-        };
-        let y = x.contiguous()?.apply_op3(weight, bias, op)?;
-        let stats = stats.lock().expect("batch-norm statistics");
-        let count = (x.elem_count() / stats.mean.len()) as f64;
-        let update = |running: &Var, batch: &[f32], scale: f64| -> Result<()> {
-            let old = running.to_vec1::<f32>()?;
-            let new: Vec<f32> = old
-                .iter()
-                .zip(batch)
-                .map(|(&r, &b)| {
-                    ((1.0 - self.momentum) * r as f64 + self.momentum * scale * b as f64) as f32
-                })
-                .collect();
-            running.set(&Tensor::from_vec(new, old.len(), running.device())?)
-        };
-        update(&self.running_mean, &stats.mean, 1.0)?;
-        update(
-            &self.running_var,
-            &stats.variance,
-            count / (count - 1.0).max(1.0),
-        )?;
-        Ok(y)
-    }
+/// A batch's per-channel mean and biased variance.
+pub(crate) struct BatchStatistics {
+    pub mean: Vec<f32>,
+    pub variance: Vec<f32>,
 }
 
 /// Per-channel statistics of the last batch.
@@ -283,8 +240,9 @@ impl CustomOp3 for BatchNormGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device};
-    use candle_nn::VarMap;
+    use crate::nn::BatchNorm;
+    use candle_core::{DType, Device, ModuleT, Var};
+    use candle_nn::{BatchNormConfig, VarBuilder, VarMap};
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)

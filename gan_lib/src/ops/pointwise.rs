@@ -6,7 +6,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, S
 use super::{fused, map1, map2, map3, values};
 
 /// max(slope·x, x) for 0 ≤ slope < 1 (slope 0 is ReLU).
-pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
+pub(crate) fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
     if fused(x) {
         x.contiguous()?.apply_op1(LeakyRelu(slope as f32))
     } else if slope == 0.0 {
@@ -18,7 +18,7 @@ pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
 
 /// tanh, by a rational approximation that vectorises (|error| < 1e-6; libm's `tanhf` costs
 /// more than the generator's last matmul).
-pub fn tanh(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn tanh(x: &Tensor) -> Result<Tensor> {
     if fused(x) {
         x.contiguous()?.apply_op1(Tanh)
     } else {
@@ -28,7 +28,7 @@ pub fn tanh(x: &Tensor) -> Result<Tensor> {
 
 /// x · mask, elementwise, where `mask` (same shape) is a constant: the gradient flows to `x`
 /// only, as `dy · mask`. Dropout multiplies by a mask of 0 and 1/(1-p) this way, one pass each way.
-pub fn mul_mask(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+pub(crate) fn mul_mask(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
     if fused(x) && fused(mask) {
         x.contiguous()?.apply_op2(&mask.contiguous()?, MulMask)
     } else {
@@ -39,7 +39,7 @@ pub fn mul_mask(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
 /// `leaky_relu(x, slope) · mask` for a constant `mask` ≥ 0 (dropout's): an activation and the
 /// dropout after it in one pass each way and one node of candle's graph, not two (each node's
 /// gradient is zero-filled and added into by candle). Same values and gradients as the two.
-pub fn leaky_relu_mask(x: &Tensor, slope: f64, mask: &Tensor) -> Result<Tensor> {
+pub(crate) fn leaky_relu_mask(x: &Tensor, slope: f64, mask: &Tensor) -> Result<Tensor> {
     if fused(x) && fused(mask) {
         x.contiguous()?
             .apply_op2(&mask.contiguous()?, LeakyReluMask(slope as f32))

@@ -12,7 +12,7 @@ use super::{for_parts, fused, values};
 /// `x.relu()?.max_pool2d(2)`: `(n, c, h, w)` → `(n, c, h/2, w/2)`, each value the largest of
 /// its 2×2 window or 0 (odd sides drop their last row or column). The gradient goes to the
 /// window's first largest value, when positive, as PyTorch's `MaxPool2d` does.
-pub fn relu_max_pool2(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn relu_max_pool2(x: &Tensor) -> Result<Tensor> {
     if fused(x) {
         x.contiguous()?.apply_op1(ReluMaxPool)
     } else {

@@ -1,0 +1,147 @@
+//! Convolutions and transposed convolutions, and the sizes they produce.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::ops;
+
+/// Output side of a convolution: `(side + 2·padding − kernel) / stride + 1` (1 when the
+/// kernel does not fit, which config validation refuses first).
+pub fn conv_output(side: usize, kernel: usize, stride: usize, padding: usize) -> usize {
+    (side + 2 * padding).saturating_sub(kernel) / stride.max(1) + 1
+}
+
+/// Output side of a transposed convolution: `(side − 1)·stride − 2·padding + kernel +
+/// output_padding`.
+pub fn conv_transpose_output(
+    side: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> usize {
+    (side.saturating_sub(1) * stride + kernel + output_padding).saturating_sub(2 * padding)
+}
+
+/// A 2-D convolution, `(n, c, h, w)` → `(n, o, oh, ow)`, weight `(o, c, k, k)` as PyTorch's
+/// `nn.Conv2d` and candle's `Conv2d`.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    pub(crate) candle: candle_nn::Conv2d,
+    pub(crate) stride: usize,
+    pub(crate) padding: usize,
+}
+
+impl Conv2d {
+    /// Weight `weight` and bias `bias` from `vb`.
+    pub fn new(
+        inputs: usize,
+        outputs: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        vb: VarBuilder,
+    ) -> Result<Conv2d> {
+        let config = candle_nn::Conv2dConfig {
+            padding,
+            stride,
+            ..Default::default()
+        };
+        Ok(Conv2d {
+            candle: candle_nn::conv2d(inputs, outputs, kernel, config, vb)?,
+            stride,
+            padding,
+        })
+    }
+
+    /// The kernel, `(o, c, k, k)`.
+    pub fn weight(&self) -> &Tensor {
+        self.candle.weight()
+    }
+
+    /// The same layer with another kernel of the same shape (for weights computed from
+    /// others, as spectral normalisation does).
+    pub fn with_weight(&self, weight: Tensor) -> Conv2d {
+        Conv2d {
+            candle: candle_nn::Conv2d::new(
+                weight,
+                self.candle.bias().cloned(),
+                *self.candle.config(),
+            ),
+            ..self.clone()
+        }
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if ops::fused(x) {
+            ops::conv::conv2d(
+                x,
+                self.weight(),
+                self.candle.bias(),
+                self.stride,
+                self.padding,
+            )
+        } else {
+            self.candle.forward(x)
+        }
+    }
+}
+
+/// A 2-D transposed convolution, `(n, c, h, w)` → `(n, o, oh, ow)` with
+/// `oh = (h − 1)·stride − 2·padding + k + output_padding`; weight `(c, o, k, k)` as
+/// PyTorch's `nn.ConvTranspose2d`.
+#[derive(Clone, Debug)]
+pub struct ConvTranspose2d {
+    pub(crate) candle: candle_nn::ConvTranspose2d,
+    pub(crate) stride: usize,
+    pub(crate) padding: usize,
+    pub(crate) output_padding: usize,
+}
+
+impl ConvTranspose2d {
+    /// Weight `weight` and, when `bias`, bias `bias` from `vb`.
+    pub fn new(
+        inputs: usize,
+        outputs: usize,
+        kernel: usize,
+        (stride, padding, output_padding): (usize, usize, usize),
+        bias: bool,
+        vb: VarBuilder,
+    ) -> Result<ConvTranspose2d> {
+        let config = candle_nn::ConvTranspose2dConfig {
+            padding,
+            output_padding,
+            stride,
+            dilation: 1,
+        };
+        let candle = if bias {
+            candle_nn::conv_transpose2d(inputs, outputs, kernel, config, vb)?
+        } else {
+            candle_nn::conv_transpose2d_no_bias(inputs, outputs, kernel, config, vb)?
+        };
+        Ok(ConvTranspose2d {
+            candle,
+            stride,
+            padding,
+            output_padding,
+        })
+    }
+
+    /// The kernel, `(c, o, k, k)`.
+    pub fn weight(&self) -> &Tensor {
+        self.candle.weight()
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if ops::fused(x) {
+            let geometry = (self.stride, self.padding, self.output_padding);
+            ops::conv::conv_transpose2d(x, self.weight(), self.candle.bias(), geometry)
+        } else {
+            self.candle.forward(x)
+        }
+    }
+}
