@@ -11,20 +11,7 @@ echo "== Rust tests"
 cargo test --workspace
 
 echo "== Notebooks"
-EVCXR_VERSION=0.22.0
-if ! command -v evcxr_jupyter >/dev/null || ! cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
-    echo "installing evcxr_jupyter $EVCXR_VERSION (10-17 minutes on 2 cores)"
-    cargo install evcxr_jupyter --locked --version "$EVCXR_VERSION"
-fi
-if ! python3 -c "import nbclient, nbformat, jupyter_client" 2>/dev/null; then
-    python3 -m pip install --quiet nbclient nbconvert
-fi
-evcxr_jupyter --install >/dev/null
-# One fixed build folder for the kernel, so runs after the first reuse compiled crates. It must
-# lie outside this cargo workspace, or cargo refuses the kernel's generated project.
-export EVCXR_TMPDIR="${EVCXR_TMPDIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mnist-gan/evcxr}" MNIST_GAN_QUICK=1
-mkdir -p "$EVCXR_TMPDIR"
-# The kernel dlopens code linked against the toolchain's libstd-*.so; cargo's relative rpath
-# does not reach it from every EVCXR_TMPDIR, so name the folder.
-export LD_LIBRARY_PATH="$(rustc --print target-libdir)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The kernel, its build settings and a warm build folder (see scripts/setup-notebooks.sh).
+bash scripts/setup-notebooks.sh
+export MNIST_GAN_QUICK=1
 python3 tests/run_notebooks.py

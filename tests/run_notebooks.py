@@ -5,9 +5,13 @@ nbconvert alone hides rustc's messages and lets a panic pass (it is only a stder
 this runner executes with allow_errors, then scans every output for errors and panics, and
 checks that every cell tagged "expect-image" produced a figure (PNG, or SVG inside HTML).
 
-Usage: run_notebooks.py [--write-back] [NOTEBOOK ...]
-  --write-back  save the executed notebooks in place (to refresh the committed outputs);
-                by default they are written to outputs/notebooks/.
+Usage: run_notebooks.py [--write-back] [--first-cells] [NOTEBOOK ...]
+  --write-back   save the executed notebooks in place (to refresh the committed outputs);
+                 by default they are written to outputs/notebooks/.
+  --first-cells  run only the first two code cells (the `:dep` cell and the first that calls
+                 gan_lib), print how long each took, and write nothing: what
+                 scripts/setup-notebooks.sh uses to compile ahead, and a measure of how soon a
+                 notebook is ready.
 """
 import os
 import re
@@ -45,15 +49,30 @@ def problems(notebook):
     return found
 
 
+def cell_seconds(cell):
+    """Seconds a code cell took, from the timing nbclient records."""
+    from datetime import datetime
+    timing = cell.metadata.get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return float("nan")
+    parse = lambda t: datetime.fromisoformat(t.replace("Z", "+00:00"))
+    return (parse(end) - parse(start)).total_seconds()
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     write_back = "--write-back" in sys.argv
+    first_cells = "--first-cells" in sys.argv
     paths = [Path(a) for a in args] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     out_dir = ROOT / "outputs" / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
+        if first_cells:
+            code = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+            notebook.cells = notebook.cells[: code[1] + 1]
         started = time.time()
         client = NotebookClient(notebook, kernel_name="rust", timeout=3600, allow_errors=True, resources={"metadata": {"path": str(path.parent)}})
         try:
@@ -62,7 +81,11 @@ def main():
         except Exception as error:  # kernel died, timeout
             found = [(-1, f"{type(error).__name__}: {error}")]
         seconds = time.time() - started
-        nbformat.write(notebook, path if write_back else out_dir / path.name)
+        if first_cells:
+            times = [cell_seconds(c) for c in notebook.cells if c.cell_type == "code"]
+            print(f"first cells of {path.name}: " + ", ".join(f"{t:.1f} s" for t in times))
+        else:
+            nbformat.write(notebook, path if write_back else out_dir / path.name)
         if found:
             failed += 1
             print(f"FAILED {path.name} ({seconds:.0f} s)")

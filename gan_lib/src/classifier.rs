@@ -237,6 +237,7 @@ pub fn train(
     options: &ClassifierTraining,
     device: &Device,
 ) -> Result<(Classifier, Vec<Evaluation>)> {
+    crate::default_threads();
     crate::tune_allocator();
     let classifier = Classifier::new(options.seed, device)?;
     let mut adam = Adam::new(&classifier.vars, options.lr, (0.9, 0.999))?;

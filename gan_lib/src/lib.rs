@@ -53,6 +53,15 @@ pub fn set_threads(threads: Option<usize>) -> usize {
     threads
 }
 
+/// [`set_threads`] with its defaults, unless threads were set already (by the command-line
+/// tool, or an earlier call): what the trainer does first, so that code in a notebook gets the
+/// thread settings the command-line tool runs with.
+pub fn default_threads() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        set_threads(None);
+    }
+}
+
 /// Runs `work` on a thread of rayon's global pool (sized by [`set_threads`]), so that
 /// gan_lib's parallel kernels share their loops with the thread that calls them instead of
 /// handing each over from outside the pool and waiting for it (a wake-up per kernel, tens

@@ -300,6 +300,7 @@ impl Trainer {
                 message,
             })
         })?;
+        crate::default_threads();
         crate::tune_allocator();
         let paths = RunPaths {
             root: run_dir.into(),
@@ -579,8 +580,13 @@ impl Trainer {
     }
 
     /// Trains one epoch over `data`, then writes samples (every `sample_every` epochs and
-    /// after the last), the loss CSV and curves, and a checkpoint.
+    /// after the last), the loss CSV and curves, and a checkpoint. It runs on rayon's pool (see
+    /// [`crate::on_pool`]), as the command-line tool does, so a notebook trains as fast.
     pub fn train_epoch(&mut self, data: &Split) -> Result<EpochReport, TrainError> {
+        crate::on_pool(|| self.train_epoch_on_pool(data))
+    }
+
+    fn train_epoch_on_pool(&mut self, data: &Split) -> Result<EpochReport, TrainError> {
         let config = self.gan.config.clone();
         let options = BatchOptions {
             batch_size: config.batch_size,

@@ -1,6 +1,7 @@
 //! MNIST: loading (vendored IDX files or the Hugging Face hub), splits as tensors, and a
 //! seeded mini-batch iterator with optional rotation augmentation.
 
+#[cfg(feature = "hub")]
 pub mod hub;
 pub mod idx;
 
@@ -33,6 +34,7 @@ pub enum DataError {
     #[error(transparent)]
     Idx(#[from] IdxError),
     /// A failure of the Hugging Face hub source.
+    #[cfg(feature = "hub")]
     #[error(transparent)]
     Hub(#[from] hub::HubError),
     /// A failure while building tensors.
@@ -114,6 +116,7 @@ impl Mnist {
 
     /// Loads MNIST the way the tools do: from `dir` when its files are there, otherwise from
     /// the Hugging Face hub (through its cache, honouring `HF_HOME` and `HF_HUB_OFFLINE`).
+    #[cfg(feature = "hub")]
     pub fn load_or_fetch(
         dir: impl AsRef<Path>,
         hub_options: &hub::HubOptions,
