@@ -239,7 +239,7 @@ pub fn save_weights(
 }
 
 /// Writes `bytes` to `path` so that it holds either its old or its new content, also after a
-/// crash (see [`crate::files::write_atomic`]).
+/// crash: written to a temporary file beside it, synced, renamed over it, and the folder synced.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     crate::files::write_atomic(path, bytes).map_err(|source| CheckpointError::Io {
         path: path.to_owned(),

@@ -8,7 +8,7 @@ use crate::ops;
 use crate::rng::{self, Rng};
 
 /// How one forward pass runs: training or evaluation, the generator that draws dropout
-/// masks, and an optional trace of each layer's output shape for [`Summary`].
+/// masks, and an optional trace of each layer's output shape for [`super::Summary`].
 pub struct Pass<'a> {
     train: bool,
     rng: Option<&'a mut Rng>,
