@@ -5,7 +5,6 @@
 //! `.npy` arrays, folders of 28x28 PNGs, or a sample grid PNG written by another tool (a
 //! PyTorch run's `images/epoch_020.png`, say).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -168,19 +167,15 @@ const MAX_NPY_BYTES: u64 = 1 << 30;
 
 /// Reads a `.npy` array of digits.
 fn read_npy(path: &Path) -> Result<Vec<u8>, AnalysisError> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_NPY_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| source_error(path, format!("cannot read: {e}")))?;
-    if bytes.len() as u64 > MAX_NPY_BYTES {
-        return Err(source_error(
-            path,
-            format!(
-                "larger than {} MiB, too large to analyse",
-                MAX_NPY_BYTES >> 20
-            ),
-        ));
-    }
+    let bytes = crate::files::read_at_most(path, MAX_NPY_BYTES)
+        .map_err(|e| source_error(path, format!("cannot read: {e}")))?
+        .ok_or_else(|| {
+            let limit = MAX_NPY_BYTES >> 20;
+            source_error(
+                path,
+                format!("larger than {limit} MiB, too large to analyse"),
+            )
+        })?;
     parse_npy(&bytes)
         .map_err(|message| source_error(path, format!("not a digits .npy array: {message}")))
 }

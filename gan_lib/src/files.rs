@@ -1,6 +1,6 @@
 //! Writing files so that a crash never leaves one half-written.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Suffix of the temporary files [`write_atomic`] writes beside their target.
@@ -34,6 +34,18 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = folder.sync_all();
     }
     Ok(())
+}
+
+/// The whole of a file of at most `limit` bytes, or `None` when it is larger: judged from its
+/// size where the file system gives one, so a huge file is not read at all.
+pub(crate) fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let file = std::fs::File::open(path)?;
+    if file.metadata().is_ok_and(|m| m.len() > limit) {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 /// Removes the temporary files that [`write_atomic`] calls killed mid-write left in `dir`

@@ -423,9 +423,11 @@ impl Trainer {
         let mut config = self.gan.config.clone();
         config.lr_g *= scale;
         config.lr_d *= scale;
-        config.validate().map_err(|message| TrainError::Resume {
-            path: self.paths.root.clone(),
-            message: format!("learning rates scaled by {scale}: {message}"),
+        config.validate().map_err(|message| {
+            TrainError::Config(ConfigError::Invalid {
+                path: self.paths.config().display().to_string(),
+                message: format!("learning rates scaled by {scale}: {message}"),
+            })
         })?;
         self.g_adam.lr = config.lr_g;
         self.d_adam.lr = config.lr_d;
@@ -801,6 +803,9 @@ fn check_config_file(paths: &RunPaths, saved: &TrainConfig) -> Result<(), TrainE
         .map_err(|e| resume_error(e.to_string()))?;
     edited.epochs = saved.epochs;
     let (edited, saved) = (edited.to_toml(), saved.to_toml());
+    if edited == saved {
+        return Ok(());
+    }
     let changes: Vec<String> = edited
         .lines()
         .zip(saved.lines())
@@ -808,9 +813,6 @@ fn check_config_file(paths: &RunPaths, saved: &TrainConfig) -> Result<(), TrainE
         .take(3)
         .map(|(a, b)| format!("`{}` where the checkpoint has `{}`", a.trim(), b.trim()))
         .collect();
-    if edited == saved {
-        return Ok(());
-    }
     Err(resume_error(format!(
         "config.toml differs from the config saved in checkpoint.safetensors ({}). A run \
          resumes with the config its weights were trained with: undo the edit (or delete \

@@ -197,28 +197,14 @@ const LABELS: &str = "labels, rank 1";
 
 /// Reads a file of at most [`MAX_DECOMPRESSED_BYTES`] (MNIST's files are far smaller).
 fn read_capped(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let io_err = |source| IdxError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let too_large = || IdxError::TooLarge {
-        path: path.to_owned(),
-    };
-    let file = std::fs::File::open(path).map_err(io_err)?;
-    if file
-        .metadata()
-        .is_ok_and(|m| m.len() > MAX_DECOMPRESSED_BYTES)
-    {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_DECOMPRESSED_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err)?;
-    if bytes.len() as u64 > MAX_DECOMPRESSED_BYTES {
-        return Err(too_large());
-    }
-    Ok(bytes)
+    crate::files::read_at_most(path, MAX_DECOMPRESSED_BYTES)
+        .map_err(|source| IdxError::Io {
+            path: path.to_owned(),
+            source,
+        })?
+        .ok_or_else(|| IdxError::TooLarge {
+            path: path.to_owned(),
+        })
 }
 
 /// The IDX bytes inside `bytes`: the bytes themselves, or their gzip decompression when they
