@@ -37,6 +37,10 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Quality metrics of a generator: Fréchet distance, classifier score, precision/recall.
     Eval(EvalArgs),
+    /// Draw a latent walk: digits between two noise vectors, or between two digits.
+    Interpolate(InterpolateArgs),
+    /// Make the training movie (training.gif) of a run from its per-epoch sample grids.
+    Movie(MovieArgs),
     /// List the presets.
     Presets,
 }
@@ -198,12 +202,62 @@ struct SampleArgs {
     /// Seed of the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output folder: writes samples.png and samples-images-idx3-ubyte there.
+    /// Draw only this digit (a conditional generator).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9), conflicts_with = "by_digit")]
+    digit: Option<u8>,
+    /// A 10x10 grid, one row per digit, one noise vector per column (a conditional
+    /// generator); --n and --nrow are ignored.
+    #[arg(long)]
+    by_digit: bool,
+    /// Output folder: writes samples.png and samples-images-idx3-ubyte there (and
+    /// samples-labels-idx1-ubyte, the digits asked for, from a conditional generator).
     #[arg(long, default_value = "outputs/samples")]
     out: PathBuf,
     /// auto, cpu, cuda or metal.
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+#[derive(Args)]
+struct InterpolateArgs {
+    /// A generator.safetensors (or a run's checkpoint.safetensors); default: the shipped one
+    /// (the shipped conditional one with --from-digit/--to-digit or --digit).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Seed of the noise at the start (the digit `sample --n 1 --seed A` draws).
+    #[arg(long, default_value_t = 0)]
+    from_seed: u64,
+    /// Seed of the noise at the end.
+    #[arg(long, default_value_t = 1)]
+    to_seed: u64,
+    /// Digits along the walk, both ends included (2 to 100).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// spherical (slerp) or linear (lerp).
+    #[arg(long, default_value = "spherical")]
+    mode: gan_lib::latent::Interpolation,
+    /// The digit a conditional generator draws along a noise walk.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9), conflicts_with_all = ["from_digit", "to_digit"])]
+    digit: Option<u8>,
+    /// Walk a conditional generator from this digit to --to-digit, with the noise of
+    /// --from-seed held.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9), requires = "to_digit")]
+    from_digit: Option<u8>,
+    /// The digit the walk ends at.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9), requires = "from_digit")]
+    to_digit: Option<u8>,
+    /// The strip picture to write.
+    #[arg(long, default_value = "outputs/interpolation.png")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct MovieArgs {
+    /// The run folder (holding images/epoch_*.png), or a run's name under outputs/.
+    run: PathBuf,
+    /// Milliseconds per frame (the last is shown three times as long).
+    #[arg(long, default_value_t = 400)]
+    frame_ms: u32,
 }
 
 fn main() -> Result<()> {
@@ -225,6 +279,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::TrainClassifier(args) => train_classifier(args),
         Command::Analyze(args) => analyze(args),
         Command::Eval(args) => eval(args),
+        Command::Interpolate(args) => interpolate(args),
+        Command::Movie(args) => movie(args),
         Command::Presets => {
             for (name, _) in PRESETS {
                 let config = TrainConfig::preset(name)?;
@@ -380,33 +436,132 @@ fn sample(args: SampleArgs) -> Result<()> {
         );
     }
     let device = gan_lib::device(&args.device)?;
-    let path = args
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| gan_lib::shipped("generator.safetensors"));
+    let conditional_wanted = args.digit.is_some() || args.by_digit;
+    let path = args.checkpoint.clone().unwrap_or_else(|| {
+        gan_lib::shipped(match conditional_wanted {
+            true => CONDITIONAL_GENERATOR,
+            false => "generator.safetensors",
+        })
+    });
     let (generator, config) = Gan::load_generator(&path, &device)?;
-    let pixels = generator.draw_digits(args.n, args.seed, &device)?;
+    if conditional_wanted && !generator.is_conditional() {
+        bail!(
+            "{}: holds an unconditional generator ({}), which cannot be asked for a digit; \
+             train one with `--preset cgan-mlp`, or leave out --digit and --by-digit",
+            path.display(),
+            config.name
+        );
+    }
+    // The digits asked for, the noise, and the grid's rows.
+    let (labels, pixels, nrow) = if args.by_digit {
+        // Ten noise vectors, each drawn as every digit: a row per digit, a style per column.
+        let labels: Vec<u8> = (0..100).map(|i| (i / 10) as u8).collect();
+        let mut rows = Vec::new();
+        for digit in 0..10u8 {
+            rows.extend(generator.draw_labelled(&[digit; 10], args.seed, &device)?);
+        }
+        (Some(labels), rows, 10)
+    } else if let Some(digit) = args.digit {
+        let labels = vec![digit; args.n];
+        let pixels = generator.draw_labelled(&labels, args.seed, &device)?;
+        (Some(labels), pixels, args.nrow)
+    } else {
+        let labels = generator
+            .is_conditional()
+            .then(|| gan_lib::models::balanced_labels(args.n));
+        (
+            labels,
+            generator.draw_digits(args.n, args.seed, &device)?,
+            args.nrow,
+        )
+    };
+    let count = pixels.len() / IMAGE_PIXELS;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let png = args.out.join("samples.png");
-    plot::upscale(&plot::grid(&pixels, args.nrow, 2), 2).save(&png)?;
+    plot::upscale(&plot::grid(&pixels, nrow, 2), 2).save(&png)?;
     let idx_path = args.out.join("samples-images-idx3-ubyte");
-    idx::write_images(
-        &idx_path,
-        &idx::IdxImages {
-            count: args.n,
-            pixels,
-        },
-    )?;
+    idx::write_images(&idx_path, &idx::IdxImages { count, pixels })?;
+    let mut written = vec![png, idx_path];
+    if let Some(labels) = &labels {
+        let labels_path = args.out.join("samples-labels-idx1-ubyte");
+        idx::write_labels(&labels_path, labels)?;
+        written.push(labels_path);
+    }
+    let written: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    let written = written.join(", ");
+    let what = match (args.by_digit, args.digit) {
+        (true, _) => "10 of each digit".to_owned(),
+        (false, Some(d)) => format!("{count} {d}s"),
+        (false, None) => format!("{count} digits"),
+    };
     println!(
-        "{} digits from {} ({}, {}): {} and {}",
-        args.n,
+        "{what} from {} ({}, {}): {written}",
         path.display(),
         config.name,
         config.generator_weights(),
-        png.display(),
-        idx_path.display()
     );
+    Ok(())
+}
+
+/// The shipped conditional generator, in `data/weights/`.
+const CONDITIONAL_GENERATOR: &str = "conditional-generator.safetensors";
+
+fn interpolate(args: InterpolateArgs) -> Result<()> {
+    let device = candle_core::Device::Cpu;
+    let conditional_wanted = args.digit.is_some() || args.from_digit.is_some();
+    let path = args.checkpoint.clone().unwrap_or_else(|| {
+        gan_lib::shipped(match conditional_wanted {
+            true => CONDITIONAL_GENERATOR,
+            false => "generator.safetensors",
+        })
+    });
+    let (generator, config) = Gan::load_generator(&path, &device)?;
+    let walk = match (args.from_digit, args.to_digit) {
+        (Some(from), Some(to)) => {
+            gan_lib::latent::digit_walk(&generator, args.from_seed, (from, to), args.steps, &device)
+        }
+        _ => gan_lib::latent::noise_walk(
+            &generator,
+            (args.from_seed, args.to_seed),
+            args.steps,
+            args.mode,
+            args.digit,
+            &device,
+        ),
+    }
+    .with_context(|| format!("{} ({})", path.display(), config.name))?;
+    walk.strip().save(&args.out)?;
+    let what = match (args.from_digit, args.to_digit) {
+        (Some(from), Some(to)) => format!(
+            "from digit {from} to {to}, noise of seed {}",
+            args.from_seed
+        ),
+        _ => format!(
+            "{:?} from seed {} to seed {}",
+            args.mode, args.from_seed, args.to_seed
+        ),
+    };
+    println!("{} steps {what}: {}", walk.steps, args.out.display());
+    Ok(())
+}
+
+fn movie(args: MovieArgs) -> Result<()> {
+    let dir = if args.run.join("images").is_dir() {
+        args.run.clone()
+    } else {
+        Path::new("outputs").join(&args.run)
+    };
+    if !(20..=10_000).contains(&args.frame_ms) {
+        bail!(
+            "--frame-ms {}: give 20 to 10000 milliseconds",
+            args.frame_ms
+        );
+    }
+    let movie = gan_lib::movie::Movie::from_run(&dir, args.frame_ms)?;
+    let path = dir.join("training.gif");
+    movie.save(&path)?;
+    println!("{} frames: {}", movie.frames, path.display());
     Ok(())
 }
 
@@ -438,7 +593,7 @@ fn train_classifier(args: ClassifierArgs) -> Result<()> {
 fn digits_and_classifier(
     args: &DigitArgs,
     device: &candle_core::Device,
-) -> Result<(Vec<u8>, Classifier)> {
+) -> Result<(analysis::Digits, Classifier)> {
     let path = args
         .source
         .clone()
@@ -469,15 +624,14 @@ fn digits_and_classifier(
             digits.blank_cells
         );
     }
-    let pixels = digits.pixels;
-    if pixels.is_empty() {
+    if digits.pixels.is_empty() {
         bail!("{}: holds no digits", path.display());
     }
     let classifier = match &args.classifier {
         Some(path) => Classifier::load(path, device)?,
         None => Classifier::load_shipped(device)?,
     };
-    Ok((pixels, classifier))
+    Ok((digits, classifier))
 }
 
 fn analyze(args: AnalyzeArgs) -> Result<()> {
@@ -485,11 +639,12 @@ fn analyze(args: AnalyzeArgs) -> Result<()> {
         bail!("--threshold must lie in [0, 1]");
     }
     let device = candle_core::Device::Cpu;
-    let (pixels, classifier) = digits_and_classifier(&args.digits, &device)?;
-    let predictions = analysis::predict(&classifier, &pixels)?;
+    let (digits, classifier) = digits_and_classifier(&args.digits, &device)?;
+    let pixels = &digits.pixels;
+    let predictions = analysis::predict(&classifier, pixels)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    analysis::batch_figure(&pixels, &predictions, args.threshold)?
+    analysis::batch_figure(pixels, &predictions, args.threshold)?
         .save(args.out.join("batch.png"))?;
     for &i in &args.images {
         let Some(prediction) = predictions.get(i) else {
@@ -507,20 +662,40 @@ fn analyze(args: AnalyzeArgs) -> Result<()> {
     }
     let distribution = analysis::ClassDistribution::new(&predictions, args.threshold);
     analysis::distribution_figure(&distribution)?.save(args.out.join("distribution.png"))?;
+    let requested = digits.requested.as_deref();
+    let rows = analysis::prediction_rows(&predictions, requested);
+    let csv = args.out.join("predictions.csv");
+    std::fs::write(&csv, analysis::predictions_csv(&rows))
+        .with_context(|| format!("writing {}", csv.display()))?;
+    let labels = requested.map(|requested| {
+        let predicted: Vec<usize> = predictions.iter().map(|p| p.digit).collect();
+        gan_lib::metrics::LabelAccuracy::new(requested, &predicted)
+    });
+    if let Some(labels) = &labels {
+        analysis::confusion_figure(labels)?.save(args.out.join("confusion.png"))?;
+    }
+    let mut summary = serde_json::to_value(&distribution)?;
+    if let Some(labels) = &labels {
+        summary["label_accuracy"] = serde_json::to_value(labels)?;
+    }
     std::fs::write(
         args.out.join("summary.json"),
-        serde_json::to_string_pretty(&distribution)?,
+        serde_json::to_string_pretty(&summary)?,
     )?;
     println!("{distribution}");
-    println!("Figures in {}", args.out.display());
+    if let Some(labels) = &labels {
+        println!("{labels}");
+    }
+    println!("Figures and predictions.csv in {}", args.out.display());
     Ok(())
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
     let device = candle_core::Device::Cpu;
-    let (pixels, classifier) = digits_and_classifier(&args.digits, &device)?;
+    let (digits, classifier) = digits_and_classifier(&args.digits, &device)?;
     let mnist = Mnist::load_or_fetch(Mnist::vendored_dir(), &HubOptions::default())?;
-    let report = QualityReport::compute(&classifier, &pixels, &mnist)?;
+    let requested = digits.requested.as_deref();
+    let report = QualityReport::compute_labelled(&classifier, &digits.pixels, requested, &mnist)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -33,6 +33,8 @@ fn presets_are_listed() {
         "mlp-smoothing",
         "dcgan-tf",
         "fc-gan-100",
+        "cgan-mlp",
+        "cgan-dcgan",
     ] {
         assert!(text(&output).contains(name), "{name} missing");
     }
@@ -212,4 +214,146 @@ fn bench_parses_its_flags_before_measuring() {
         "{}",
         text(&zero)
     );
+}
+
+#[test]
+fn digit_flags_are_checked_and_need_a_conditional_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let output = mnist_gan(&["sample", "--digit", "10", "--out", out]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("--digit"), "{}", text(&output));
+    assert!(text(&output).contains("0..=9"), "{}", text(&output));
+    // The shipped unconditional generator cannot be asked for a digit.
+    let plain = gan_lib::shipped("generator.safetensors");
+    let plain = plain.to_str().unwrap();
+    let output = mnist_gan(&[
+        "sample",
+        "--digit",
+        "3",
+        "--checkpoint",
+        plain,
+        "--out",
+        out,
+    ]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("unconditional"), "{}", text(&output));
+    assert!(
+        text(&output).contains("generator.safetensors"),
+        "{}",
+        text(&output)
+    );
+    let output = mnist_gan(&[
+        "interpolate",
+        "--from-digit",
+        "3",
+        "--to-digit",
+        "5",
+        "--checkpoint",
+        plain,
+        "--out",
+        out,
+    ]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("unconditional"), "{}", text(&output));
+    assert!(!text(&output).contains("panicked"), "{}", text(&output));
+}
+
+#[test]
+fn the_shipped_conditional_generator_draws_each_digit_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let output = mnist_gan(&["sample", "--by-digit", "--seed", "2", "--out", out]);
+    assert!(output.status.success(), "{}", text(&output));
+    let grid = image::open(dir.path().join("samples.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (2 * 302, 2 * 302));
+    let labels =
+        gan_lib::data::idx::read_labels(dir.path().join("samples-labels-idx1-ubyte")).unwrap();
+    assert_eq!(labels, (0..100).map(|i| i / 10).collect::<Vec<u8>>());
+    // 40 sevens, and the classifier agrees they are sevens.
+    let output = mnist_gan(&["sample", "--digit", "7", "--n", "40", "--out", out]);
+    assert!(output.status.success(), "{}", text(&output));
+    let images =
+        gan_lib::data::idx::read_images(dir.path().join("samples-images-idx3-ubyte")).unwrap();
+    let classifier =
+        gan_lib::classifier::Classifier::load_shipped(&candle_core::Device::Cpu).unwrap();
+    let predictions = gan_lib::analysis::predict(&classifier, &images.pixels).unwrap();
+    let sevens = predictions.iter().filter(|p| p.digit == 7).count();
+    assert!(sevens >= 36, "only {sevens} of 40 are sevens");
+    // analyze: the label accuracy, the requested-vs-predicted figure and predictions.csv.
+    let analysis = dir.path().join("analysis");
+    let conditional = gan_lib::shipped("conditional-generator.safetensors");
+    let output = mnist_gan(&[
+        "analyze",
+        conditional.to_str().unwrap(),
+        "--n",
+        "200",
+        "--out",
+        analysis.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("label accuracy"),
+        "{}",
+        text(&output)
+    );
+    assert!(analysis.join("confusion.png").is_file());
+    let csv = std::fs::read_to_string(analysis.join("predictions.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 201);
+    assert!(csv.lines().next().unwrap().ends_with(",requested"));
+    assert!(
+        csv.lines().nth(12).unwrap().ends_with(",1"),
+        "image 11 was asked to be a 1"
+    );
+    // A walk between two digits, and one through the noise.
+    let strip = dir.path().join("walk.png");
+    let output = mnist_gan(&[
+        "interpolate",
+        "--from-digit",
+        "1",
+        "--to-digit",
+        "7",
+        "--steps",
+        "8",
+        "--out",
+        strip.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(image::open(&strip).unwrap().width(), 2 * (8 * 30 + 2));
+    let output = mnist_gan(&[
+        "interpolate",
+        "--steps",
+        "5",
+        "--mode",
+        "linear",
+        "--out",
+        strip.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(image::open(&strip).unwrap().width(), 2 * (5 * 30 + 2));
+}
+
+#[test]
+fn movie_makes_a_gif_of_a_runs_grids() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let output = mnist_gan(&[
+        "train",
+        "--preset",
+        "cgan-mlp",
+        "--dry-run",
+        "--quiet",
+        "--out",
+        out,
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let run = dir.path().join("cgan-mlp-dry-run");
+    let made = std::fs::read(run.join("training.gif")).unwrap();
+    std::fs::remove_file(run.join("training.gif")).unwrap();
+    let output = mnist_gan(&["movie", run.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(std::fs::read(run.join("training.gif")).unwrap(), made);
+    let output = mnist_gan(&["movie", dir.path().join("nowhere").to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("nowhere"), "{}", text(&output));
 }

@@ -121,11 +121,23 @@ fn resume_is_exact_with_ema_spectral_norm_and_each_loss() {
 /// with respect to D's weights: both are checked against central differences, in f64.
 #[test]
 fn gradient_penalty_and_its_weight_gradient_match_finite_differences() {
+    check_penalty_gradients(false);
+}
+
+/// The same for a conditional (projection) discriminator, judging each image as its label.
+#[test]
+fn conditional_gradient_penalty_matches_finite_differences() {
+    check_penalty_gradients(true);
+}
+
+fn check_penalty_gradients(conditional: bool) {
     let config = TrainConfig::preset("quick-mlp")
         .unwrap()
         .with("model.d_hidden", "[6, 5]")
         .unwrap()
         .with("model.d_spectral_norm", "true")
+        .unwrap()
+        .with("model.conditional", &conditional.to_string())
         .unwrap();
     let ModelConfig::Mlp(_) = &config.model else {
         unreachable!()
@@ -150,8 +162,10 @@ fn gradient_penalty_and_its_weight_gradient_match_finite_differences() {
         .unwrap()
         .to_dtype(DType::F64)
         .unwrap();
+    let digits = Tensor::new(&[3u32, 7, 0], &device).unwrap();
+    let labels = conditional.then_some(&digits);
     let logits_sum = |x: &Tensor| -> f64 {
-        d.forward_pass(x, &mut gan_lib::nn::Pass::eval())
+        d.forward_with_labels(x, labels, &mut gan_lib::nn::Pass::eval())
             .unwrap()
             .sum_all()
             .unwrap()
@@ -161,7 +175,7 @@ fn gradient_penalty_and_its_weight_gradient_match_finite_differences() {
 
     // (1) The input gradient against differences of the logits, at a few pixels.
     let gradient = d
-        .input_gradient(&images)
+        .input_gradient(&images, labels)
         .unwrap()
         .flatten_all()
         .unwrap()
@@ -184,15 +198,19 @@ fn gradient_penalty_and_its_weight_gradient_match_finite_differences() {
     }
 
     // (2) The penalty's gradient with respect to each weight matrix, against differences.
-    let penalty = gradient_penalty(&d, &images).unwrap();
+    let penalty = gradient_penalty(&d, &images, labels).unwrap();
     let grads = penalty.backward().unwrap();
     let mut checked = 0;
-    for name in [
+    let mut names = vec![
         "hidden.0.linear.weight",
         "hidden.1.linear.weight",
         "out.weight",
         "hidden.1.linear.bias",
-    ] {
+    ];
+    if conditional {
+        names.push("label_projection.weight");
+    }
+    for name in names.iter().copied() {
         let var: Var = vars.data().lock().unwrap()[name].clone();
         let analytic = grads.get(var.as_tensor());
         let original = var
@@ -207,7 +225,7 @@ fn gradient_penalty_and_its_weight_gradient_match_finite_differences() {
                 v[index] += delta;
                 var.set(&Tensor::from_vec(v, var.shape(), &device).unwrap())
                     .unwrap();
-                let p = gradient_penalty(&d, &images)
+                let p = gradient_penalty(&d, &images, labels)
                     .unwrap()
                     .to_scalar::<f64>()
                     .unwrap();
@@ -226,7 +244,7 @@ fn gradient_penalty_and_its_weight_gradient_match_finite_differences() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 12);
+    assert_eq!(checked, 3 * names.len());
     // (A bias changes the input gradient only by moving a unit across its kink, so the
     // penalty's bias gradient is zero almost everywhere; the weights' are not.)
     let w = grads
@@ -300,12 +318,13 @@ fn every_preset_trains_a_step_and_summarises() {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut trainer = quiet_trainer(&config, dir.path());
-        let batch = data
-            .clone()
-            .limit(8)
+        let eight = data.clone().limit(8);
+        let batch = eight
             .images_tensor(PixelRange::Symmetric, &Device::Cpu)
             .unwrap();
-        let stats = trainer.train_step(&batch).unwrap();
+        let labels = eight.labels_tensor(&Device::Cpu).unwrap();
+        let labels = config.model.conditional().then_some(&labels);
+        let stats = trainer.train_step_with_labels(&batch, labels).unwrap();
         assert!(
             stats.d_loss.is_finite() && stats.g_loss.is_finite(),
             "{name}"

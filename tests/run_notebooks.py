@@ -42,7 +42,7 @@ def problems(notebook):
                     found.append((index, text))
                     break
             data = output.get("data", {})
-            if "image/png" in data or "image/svg+xml" in data or "<svg" in data.get("text/html", ""):
+            if "image/png" in data or "image/gif" in data or "image/svg+xml" in data or "<svg" in data.get("text/html", ""):
                 figures += 1
         if "expect-image" in cell.metadata.get("tags", []) and figures == 0:
             found.append((index, "expected a figure, got none"))

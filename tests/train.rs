@@ -15,7 +15,9 @@ use gan_lib::train::{Gan, TrainError, Trainer};
 /// Trainable parameters (G, D) of each preset, as the source designs count them.
 /// dcgan-course: the course's Generator(z_dim=64, hidden_dim=64) and Discriminator(hidden_dim=16).
 /// dcgan-tf: Keras reports 2,330,944 for G including BatchNorm's 25,472 moving statistics.
-const PARAMS: [(&str, usize, usize); 10] = [
+/// cgan-mlp and cgan-dcgan add the label's 10 inputs to G's first layer and D's projection
+/// (10 x the features entering D's head) to their unconditional designs.
+const PARAMS: [(&str, usize, usize); 12] = [
     ("fast-mlp", 551_952, 533_505),
     ("quick-mlp", 551_952, 533_505),
     ("fc-gan-64", 218_128, 100_609),
@@ -26,6 +28,8 @@ const PARAMS: [(&str, usize, usize); 10] = [
     ("mlp-hinge-sn", 1_497_104, 533_505),
     ("mlp-wgan-gp", 1_497_104, 533_505),
     ("wide-mlp", 1_497_104, 533_505),
+    ("cgan-mlp", 1_497_104 + 2_560, 533_505 + 2_560),
+    ("cgan-dcgan", 747_841 + 23_040, 8_592 + 801 + 8_000),
 ];
 
 /// The default preset made small, with dropout in D.
@@ -54,11 +58,16 @@ fn every_preset_builds_with_the_source_parameter_counts() {
             "{name}: summary disagrees"
         );
         let z = gan.noise(3, &mut rng::seeded(1)).unwrap();
-        let images = gan.generator.forward_pass(&z, &mut Pass::eval()).unwrap();
+        let digits = Tensor::new(&[1u32, 4, 9], &Device::Cpu).unwrap();
+        let labels = config.model.conditional().then_some(&digits);
+        let images = gan
+            .generator
+            .forward_with_labels(&z, labels, &mut Pass::eval())
+            .unwrap();
         assert_eq!(images.dims(), &[3, 1, 28, 28], "{name}");
         assert_eq!(
             gan.discriminator
-                .forward_pass(&images, &mut Pass::eval())
+                .forward_with_labels(&images, labels, &mut Pass::eval())
                 .unwrap()
                 .dims(),
             &[3],

@@ -13,6 +13,8 @@ use plotters::prelude::*;
 
 use crate::classifier::{argmax, Classifier};
 use crate::data::{idx, IMAGE_PIXELS, IMAGE_SIDE};
+use crate::metrics::LabelAccuracy;
+use crate::models::balanced_labels;
 use crate::plot::{self, Picture, PlotError};
 use crate::train::Gan;
 
@@ -111,6 +113,7 @@ impl DigitSource {
         let digits = |pixels| Digits {
             pixels,
             blank_cells: 0,
+            requested: None,
         };
         match self {
             DigitSource::Generator { path, n, seed } => {
@@ -122,7 +125,10 @@ impl DigitSource {
                 }
                 let (generator, _) = Gan::load_generator(path, device)
                     .map_err(|e| source_error(path, e.to_string()))?;
-                Ok(digits(generator.draw_digits(*n, *seed, device)?))
+                Ok(Digits {
+                    requested: generator.is_conditional().then(|| balanced_labels(*n)),
+                    ..digits(generator.draw_digits(*n, *seed, device)?)
+                })
             }
             DigitSource::Idx(path) => Ok(digits(
                 idx::read_images(path)
@@ -144,6 +150,7 @@ impl DigitSource {
                 Ok(Digits {
                     pixels: grid.pixels,
                     blank_cells: grid.blank_cells,
+                    requested: None,
                 })
             }
         }
@@ -157,6 +164,8 @@ pub struct Digits {
     pub pixels: Vec<u8>,
     /// Blank cells at the end of a grid picture that were skipped (see [`GridDigits`]).
     pub blank_cells: usize,
+    /// The digit each was asked to be, when a conditional generator drew them.
+    pub requested: Option<Vec<u8>>,
 }
 
 /// The most digits a generator source draws at once (about 300 MB of pixels in flight).
@@ -382,7 +391,7 @@ pub fn split_grid(
 }
 
 /// The classifier's verdict on one image.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Prediction {
     /// The most probable digit.
     pub digit: usize,
@@ -403,6 +412,55 @@ pub fn predict(classifier: &Classifier, pixels: &[u8]) -> candle_core::Result<Ve
             probabilities: p,
         })
         .collect())
+}
+
+/// One image's verdict as a row of `predictions.csv`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PredictionRow {
+    /// The image's position among the digits judged (0-based).
+    pub index: usize,
+    /// The classifier's verdict.
+    pub prediction: Prediction,
+    /// The digit a conditional generator was asked for.
+    pub requested: Option<u8>,
+}
+
+/// One row per image: its index, verdict and (for a conditional generator's digits) the
+/// digit asked for; what `analyze` writes as `predictions.csv`.
+pub fn prediction_rows(predictions: &[Prediction], requested: Option<&[u8]>) -> Vec<PredictionRow> {
+    predictions
+        .iter()
+        .enumerate()
+        .map(|(index, &prediction)| PredictionRow {
+            index,
+            prediction,
+            requested: requested.and_then(|r| r.get(index).copied()),
+        })
+        .collect()
+}
+
+/// `rows` as CSV: `index,predicted,confidence,p0,…,p9` and `,requested` when the rows have
+/// requested digits; probabilities with 6 decimals.
+pub fn predictions_csv(rows: &[PredictionRow]) -> String {
+    let labelled = rows.iter().any(|r| r.requested.is_some());
+    let mut csv = String::from("index,predicted,confidence");
+    for d in 0..10 {
+        csv.push_str(&format!(",p{d}"));
+    }
+    csv.push_str(if labelled { ",requested\n" } else { "\n" });
+    for row in rows {
+        let p = &row.prediction;
+        csv.push_str(&format!("{},{},{:.6}", row.index, p.digit, p.confidence));
+        for q in p.probabilities {
+            csv.push_str(&format!(",{q:.6}"));
+        }
+        match (labelled, row.requested) {
+            (true, Some(r)) => csv.push_str(&format!(",{r}\n")),
+            (true, None) => csv.push_str(",\n"),
+            (false, _) => csv.push('\n'),
+        }
+    }
+    csv
 }
 
 /// The class distribution of many samples, and what it says about mode collapse.
@@ -720,6 +778,79 @@ pub fn distribution_figure(distribution: &ClassDistribution) -> Result<Picture, 
             vec![(SegmentValue::Exact(0), 0.1), (SegmentValue::Last, 0.1)],
             GREY.stroke_width(2),
         )))?;
+        Ok(())
+    })?;
+    Ok(picture)
+}
+
+/// The requested digit (rows) against the digit the classifier sees (columns), each cell
+/// the share of its row, darker for more, with the per-digit accuracy at the right.
+pub fn confusion_figure(labels: &LabelAccuracy) -> Result<Picture, PlotError> {
+    let (cell, left, top) = (48i32, 70i32, 70i32);
+    let mut picture = Picture::blank(
+        (left + 10 * cell + 110) as u32,
+        (top + 10 * cell + 20) as u32,
+    );
+    picture.draw(|root| {
+        let font = ("sans-serif", 16).into_font();
+        let caption = format!(
+            "Requested vs predicted digit: {:.1}% right of {}",
+            100.0 * labels.accuracy,
+            labels.samples
+        );
+        root.draw(&Text::new(caption, (10, 8), ("sans-serif", 20).into_font()))?;
+        root.draw(&Text::new("predicted →", (left, top - 44), font.clone()))?;
+        root.draw(&Text::new("requested ↓", (4, top - 22), font.clone()))?;
+        root.draw(&Text::new(
+            "accuracy",
+            (left + 10 * cell + 14, top - 22),
+            font.clone(),
+        ))?;
+        for d in 0..10 {
+            let at = d * cell;
+            root.draw(&Text::new(
+                d.to_string(),
+                (left + at + cell / 2 - 4, top - 22),
+                font.clone(),
+            ))?;
+            root.draw(&Text::new(
+                d.to_string(),
+                (left - 22, top + at + cell / 2 - 8),
+                font.clone(),
+            ))?;
+        }
+        for (r, row) in labels.confusion.iter().enumerate() {
+            let total = row.iter().sum::<usize>().max(1) as f64;
+            for (c, &count) in row.iter().enumerate() {
+                let share = count as f64 / total;
+                let shade = (255.0 * (1.0 - share.sqrt())) as u8;
+                let color = if r == c {
+                    RGBColor(shade, shade, 255)
+                } else {
+                    RGBColor(255, shade, shade)
+                };
+                let (x, y) = (left + c as i32 * cell, top + r as i32 * cell);
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell - 1, y + cell - 1)],
+                    color.filled(),
+                ))?;
+                if count > 0 {
+                    let text = format!("{:.0}", 100.0 * share);
+                    let ink = if share > 0.5 { WHITE } else { BLACK };
+                    root.draw(&Text::new(
+                        text,
+                        (x + 8, y + cell / 2 - 8),
+                        font.clone().color(&ink),
+                    ))?;
+                }
+            }
+            let accuracy = format!("{:.1}%", 100.0 * labels.per_digit[r]);
+            root.draw(&Text::new(
+                accuracy,
+                (left + 10 * cell + 14, top + r as i32 * cell + cell / 2 - 8),
+                font.clone(),
+            ))?;
+        }
         Ok(())
     })?;
     Ok(picture)

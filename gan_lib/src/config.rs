@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{IMAGE_PIXELS, IMAGE_SIDE};
+use crate::data::{CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
 
 use crate::nn::{self, Activation, InitScheme};
 
@@ -118,6 +118,9 @@ pub struct MlpConfig {
     /// Spectral normalisation of every discriminator layer (Miyato et al. 2018).
     #[serde(default)]
     pub d_spectral_norm: bool,
+    /// A conditional GAN: G draws the digit it is asked for (see [`ModelConfig::conditional`]).
+    #[serde(default)]
+    pub conditional: bool,
 }
 
 /// How the DCGAN generator turns noise into its first feature map.
@@ -203,6 +206,33 @@ pub struct DcganConfig {
     /// Weight init.
     #[serde(default = "normal_init")]
     pub init: InitScheme,
+    /// A conditional GAN: G draws the digit it is asked for (see [`ModelConfig::conditional`]).
+    /// Needs the linear head (`d_linear_head = true`), whose features D projects on the label.
+    #[serde(default)]
+    pub conditional: bool,
+}
+
+impl ModelConfig {
+    /// Whether the pair is conditional (Mirza & Osindero 2014): G takes the digit's one-hot
+    /// vector beside the noise, and D scores an image for a digit with a projection
+    /// (Miyato & Koyama 2018): `D(x, y) = ψ(φ(x)) + ⟨embed(y), φ(x)⟩`, where `φ(x)` are the
+    /// features entering D's last layer `ψ`.
+    pub fn conditional(&self) -> bool {
+        match self {
+            ModelConfig::Mlp(m) => m.conditional,
+            ModelConfig::Dcgan(m) => m.conditional,
+        }
+    }
+
+    /// What G takes beside the noise: the digit's one-hot vector (10 values) when
+    /// conditional, else nothing.
+    pub fn label_inputs(&self) -> usize {
+        if self.conditional() {
+            CLASSES
+        } else {
+            0
+        }
+    }
 }
 
 fn one() -> usize {
@@ -257,7 +287,7 @@ pub enum ConfigError {
 }
 
 /// The presets in `configs/`, by name. The first is the default.
-pub const PRESETS: [(&str, &str); 10] = [
+pub const PRESETS: [(&str, &str); 12] = [
     ("fast-mlp", include_str!("../../configs/fast-mlp.toml")),
     ("quick-mlp", include_str!("../../configs/quick-mlp.toml")),
     ("fc-gan-64", include_str!("../../configs/fc-gan-64.toml")),
@@ -280,6 +310,8 @@ pub const PRESETS: [(&str, &str); 10] = [
         include_str!("../../configs/mlp-wgan-gp.toml"),
     ),
     ("wide-mlp", include_str!("../../configs/wide-mlp.toml")),
+    ("cgan-mlp", include_str!("../../configs/cgan-mlp.toml")),
+    ("cgan-dcgan", include_str!("../../configs/cgan-dcgan.toml")),
 ];
 
 /// The preset `train` uses when given none.
@@ -463,7 +495,8 @@ impl TrainConfig {
                         .map(|w| (w[0] as u64 + 1) * w[1] as u64)
                         .fold(0u64, u64::saturating_add)
                 };
-                let g = [&[self.latent_dim][..], &m.g_hidden, &[IMAGE_PIXELS]].concat();
+                let g_in = self.latent_dim + self.model.label_inputs();
+                let g = [&[g_in][..], &m.g_hidden, &[IMAGE_PIXELS]].concat();
                 let d = [&[IMAGE_PIXELS][..], &m.d_hidden, &[1]].concat();
                 check_weights("model.g_hidden", "generator", weights(g))?;
                 check_weights("model.d_hidden", "discriminator", weights(d))?;
@@ -489,7 +522,10 @@ impl TrainConfig {
                         ));
                     }
                 }
-                check_geometry(m, self.latent_dim)?;
+                if m.conditional && !m.d_linear_head {
+                    return Err("model.conditional = true needs model.d_linear_head = true: the discriminator projects the label on the features entering its linear head".into());
+                }
+                check_geometry(m, self.latent_dim + self.model.label_inputs())?;
                 let conv = |layers: &[ConvLayer], mut channels: u64| {
                     let mut total = 0u64;
                     for l in layers {
@@ -500,9 +536,12 @@ impl TrainConfig {
                     total
                 };
                 let g_in = match m.g_start {
-                    GeneratorStart::Latent1x1 => self.latent_dim as u64,
+                    GeneratorStart::Latent1x1 => {
+                        (self.latent_dim + self.model.label_inputs()) as u64
+                    }
                     GeneratorStart::Dense { channels, side } => {
-                        let dense = self.latent_dim as u64 * (channels * side * side) as u64;
+                        let inputs = (self.latent_dim + self.model.label_inputs()) as u64;
+                        let dense = inputs * (channels * side * side) as u64;
                         check_weights("model.g_start", "generator's first layer", dense)?;
                         channels as u64
                     }

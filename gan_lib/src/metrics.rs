@@ -199,6 +199,79 @@ pub struct QualityReport {
     pub digit_shares: [f64; 10],
     /// Reference: the same shares for the test set.
     pub digit_shares_real: [f64; 10],
+    /// For a conditional generator: how often the classifier sees the digit asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_accuracy: Option<LabelAccuracy>,
+}
+
+/// How well a conditional generator draws the digit it is asked for, as the classifier sees
+/// it: the share of samples classified as their requested digit, overall and per digit, and
+/// the table of requested against predicted digits.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LabelAccuracy {
+    /// Samples judged.
+    pub samples: usize,
+    /// Share classified as the requested digit.
+    pub accuracy: f64,
+    /// The same per requested digit (NaN for a digit never requested).
+    pub per_digit: [f64; 10],
+    /// `confusion[requested][predicted]`: sample counts.
+    pub confusion: [[usize; 10]; 10],
+}
+
+impl LabelAccuracy {
+    /// Compares `requested` digits with the classifier's `predicted` ones, sample by sample.
+    pub fn new(requested: &[u8], predicted: &[usize]) -> LabelAccuracy {
+        let mut confusion = [[0usize; 10]; 10];
+        for (&r, &p) in requested.iter().zip(predicted) {
+            confusion[(r as usize).min(9)][p.min(9)] += 1;
+        }
+        let samples = requested.len().min(predicted.len());
+        let right: usize = (0..10).map(|d| confusion[d][d]).sum();
+        let per_digit = std::array::from_fn(|d| {
+            let asked: usize = confusion[d].iter().sum();
+            confusion[d][d] as f64 / asked as f64
+        });
+        LabelAccuracy {
+            samples,
+            accuracy: right as f64 / samples.max(1) as f64,
+            per_digit,
+            confusion,
+        }
+    }
+
+    /// The digit drawn worst, with its accuracy.
+    pub fn worst_digit(&self) -> (usize, f64) {
+        (0..10)
+            .filter(|&d| !self.per_digit[d].is_nan())
+            .map(|d| (d, self.per_digit[d]))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, f64::NAN))
+    }
+}
+
+impl std::fmt::Display for LabelAccuracy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "label accuracy (classified as the digit asked for): {:.2}% of {}",
+            100.0 * self.accuracy,
+            self.samples
+        )?;
+        writeln!(
+            f,
+            "digit     {}",
+            (0..10).map(|d| format!("{d:>7}")).collect::<String>()
+        )?;
+        write!(
+            f,
+            "accuracy  {}",
+            self.per_digit
+                .iter()
+                .map(|a| format!("{:>6.1}%", 100.0 * a))
+                .collect::<String>()
+        )
+    }
 }
 
 /// The share of `probabilities` whose most likely class is each digit.
@@ -225,6 +298,17 @@ impl QualityReport {
         generated: &[u8],
         mnist: &crate::data::Mnist,
     ) -> candle_core::Result<QualityReport> {
+        QualityReport::compute_labelled(classifier, generated, None, mnist)
+    }
+
+    /// [`QualityReport::compute`], with the [`LabelAccuracy`] of a conditional generator's
+    /// digits when the digits each was asked for are given.
+    pub fn compute_labelled(
+        classifier: &crate::classifier::Classifier,
+        generated: &[u8],
+        requested: Option<&[u8]>,
+        mnist: &crate::data::Mnist,
+    ) -> candle_core::Result<QualityReport> {
         let n = generated.len() / crate::data::IMAGE_PIXELS;
         let train = mnist.train.clone().limit(n.max(2));
         let (gen_p, gen_f) = classifier.run_bytes(generated)?;
@@ -242,6 +326,11 @@ impl QualityReport {
             inception_score_real: inception_score(&test_p, 10),
             precision_recall: precision_recall(&few(&test_f), &few(&gen_f), 3),
             precision_recall_real: precision_recall(&few(&test_f), &few(&train_f), 3),
+            label_accuracy: requested.map(|requested| {
+                let predicted: Vec<usize> =
+                    gen_p.iter().map(|p| crate::classifier::argmax(p)).collect();
+                LabelAccuracy::new(requested, &predicted)
+            }),
         })
     }
 }
@@ -282,6 +371,10 @@ impl std::fmt::Display for QualityReport {
             "smallest / largest digit share",
             shares(&self.digit_shares),
             shares(&self.digit_shares_real)
-        )
+        )?;
+        if let Some(labels) = &self.label_accuracy {
+            write!(f, "\n{labels}")?;
+        }
+        Ok(())
     }
 }

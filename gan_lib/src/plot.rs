@@ -38,6 +38,14 @@ pub enum PlotError {
         /// What went wrong.
         message: String,
     },
+    /// Reading a picture failed.
+    #[error("{}: {message}", path.display())]
+    Read {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// Drawing failed.
     #[error("drawing failed: {0}")]
     Draw(String),
@@ -111,7 +119,7 @@ impl Picture {
 }
 
 /// Standard base64 (for evcxr's inline images).
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

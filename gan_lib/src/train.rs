@@ -9,6 +9,7 @@
 //!               checkpoint.safetensors    G, D, both Adams, epoch, step, RNG state
 //!               generator.safetensors     final weights (config in the metadata)
 //!               discriminator.safetensors
+//!               training.gif              the grids of every epoch, animated
 //! ```
 
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, CheckpointError, TensorFile, STATE_KEY};
 use crate::config::{ConfigError, Loss, ModelConfig, TrainConfig};
-use crate::data::{BatchOptions, PixelRange, Split};
+use crate::data::{BatchOptions, PixelRange, Split, CLASSES};
 use crate::ema::Ema;
 use crate::models::{gradient_penalty, Discriminator, Generator};
 use crate::nn::{bce_with_logits, hinge, init_weights, sigmoid, InitScheme, Pass};
@@ -161,21 +162,46 @@ impl Gan {
             message: e.to_string(),
         })?;
         // A checkpoint holds both; it draws with the average when the run keeps one.
-        let prefix = match (
-            file.metadata.contains_key(STATE_KEY),
-            config.ema_decay > 0.0,
-        ) {
-            (true, true) => "g_ema.",
-            (true, false) => "g.",
-            (false, _) => "",
-        };
-        file.load_into(&vars, prefix)?;
+        file.load_into(&vars, generator_prefix(file, &config))?;
         Ok((generator, config))
+    }
+
+    /// Loads the generator's weights from `file` (a `generator.safetensors`, or a checkpoint,
+    /// whose moving average it takes when the run keeps one) into this GAN's generator, after
+    /// checking that the file holds the same kind of generator: a conditional generator's
+    /// weights never load into an unconditional one, nor the reverse.
+    pub fn load_generator_weights(&self, file: &TensorFile) -> Result<(), CheckpointError> {
+        let saved = file.config()?;
+        let message = match (saved.model.conditional(), self.config.model.conditional()) {
+            (true, false) => Some("holds a conditional generator (model.conditional = true), but this model is unconditional"),
+            (false, true) => Some("holds an unconditional generator, but this model is conditional (model.conditional = true)"),
+            _ => None,
+        };
+        if let Some(message) = message {
+            return Err(CheckpointError::Format {
+                path: file.path.clone(),
+                message: message.into(),
+            });
+        }
+        file.load_into(&self.g_vars, generator_prefix(file, &saved))
     }
 
     /// `n` noise vectors from `rng`.
     pub fn noise(&self, n: usize, rng: &mut Rng) -> candle_core::Result<Tensor> {
         rng::randn(rng, (n, self.config.latent_dim), 0.0, 1.0, &self.device)
+    }
+}
+
+/// The generator's tensors in `file`: a checkpoint holds G, D and the moving average (drawn
+/// with when the run keeps one); a weights file holds one network under no prefix.
+fn generator_prefix(file: &TensorFile, config: &TrainConfig) -> &'static str {
+    match (
+        file.metadata.contains_key(STATE_KEY),
+        config.ema_decay > 0.0,
+    ) {
+        (true, true) => "g_ema.",
+        (true, false) => "g.",
+        (false, _) => "",
     }
 }
 
@@ -231,6 +257,10 @@ impl RunPaths {
     pub fn discriminator(&self) -> PathBuf {
         self.root.join("discriminator.safetensors")
     }
+    /// The sample grids of every epoch as an animated GIF.
+    pub fn movie(&self) -> PathBuf {
+        self.root.join("training.gif")
+    }
 }
 
 /// State saved in a checkpoint besides the tensors.
@@ -270,6 +300,8 @@ pub struct Trainer {
     data_rng: Rng,
     noise_rng: Rng,
     fixed_noise: Tensor,
+    /// The digits of the grid's rows, for a conditional run.
+    fixed_labels: Option<Tensor>,
     /// Epochs finished.
     pub epoch: usize,
     /// Steps (generator updates) finished.
@@ -307,7 +339,23 @@ impl Trainer {
         };
         let mut init_rng = rng::seeded(config.seed);
         let gan = Gan::new(config, device, &mut init_rng)?;
-        let fixed_noise = gan.noise(64, &mut rng::seeded(config.seed ^ 0xF1C5ED))?;
+        // The grid's noise; a conditional run draws ten noise vectors once per digit, a row
+        // per digit, so that each column shows one style through the digits.
+        let mut grid_rng = rng::seeded(config.seed ^ 0xF1C5ED);
+        let (fixed_noise, fixed_labels) = if config.model.conditional() {
+            let styles = gan.noise(CLASSES, &mut grid_rng)?;
+            let digits = (0..CLASSES * CLASSES).map(|i| (i / CLASSES) as u32);
+            (
+                Tensor::cat(&vec![styles; CLASSES], 0)?,
+                Some(Tensor::from_vec(
+                    digits.collect(),
+                    CLASSES * CLASSES,
+                    device,
+                )?),
+            )
+        } else {
+            (gan.noise(64, &mut grid_rng)?, None)
+        };
         let ema = match config.ema_decay > 0.0 {
             true => Some(Ema::new(config, &gan.g_vars, device)?),
             false => None,
@@ -318,6 +366,7 @@ impl Trainer {
             data_rng: rng::seeded(config.seed.wrapping_add(1)),
             noise_rng: rng::seeded(config.seed.wrapping_add(2)),
             fixed_noise,
+            fixed_labels,
             gan,
             epoch: 0,
             step: 0,
@@ -435,21 +484,48 @@ impl Trainer {
         Ok(())
     }
 
+    /// One step of an unconditional GAN on a batch of real images (see
+    /// [`Trainer::train_step_with_labels`]).
+    pub fn train_step(&mut self, real: &Tensor) -> Result<StepStats, TrainError> {
+        self.train_step_with_labels(real, None)
+    }
+
     /// One step: `d_steps` discriminator updates on real images and detached fakes, then one
     /// generator update, then the moving average of G's weights when there is one. Each loss
     /// is checked before its update, so a NaN leaves the networks as they were.
-    pub fn train_step(&mut self, real: &Tensor) -> Result<StepStats, TrainError> {
+    ///
+    /// A conditional GAN needs the real images' `(b,)` labels: D judges real digits as their
+    /// labels and fakes as the digits G was asked for (the real batch's digits in D's
+    /// update, so that penalty points between real and fake share a label; uniformly drawn
+    /// digits in G's).
+    pub fn train_step_with_labels(
+        &mut self,
+        real: &Tensor,
+        labels: Option<&Tensor>,
+    ) -> Result<StepStats, TrainError> {
         crate::notebook::fresh_tensor_ids(&[&self.gan.g_vars, &self.gan.d_vars], real)?;
+        let labels = match (self.gan.config.model.conditional(), labels) {
+            (true, Some(labels)) => Some(labels),
+            (false, _) => None,
+            (true, None) => {
+                return Err(candle_core::Error::Msg(
+                    "a conditional GAN trains on labelled batches: call train_step_with_labels"
+                        .into(),
+                )
+                .into())
+            }
+        };
         let batch = real.dim(0)?;
         let mut stats = StepStats::default();
 
         // (1) Discriminator: real digits against detached fakes.
         for _ in 0..self.gan.config.d_steps {
             self.gan.discriminator.update_spectral_norm()?;
-            let fake = self.generate(batch)?.detach();
-            let real_logits = self.discriminate(real, None)?;
-            let fake_logits = self.discriminate(&fake, None)?;
-            let d_loss = self.discriminator_loss(real, &fake, &real_logits, &fake_logits)?;
+            let fake = self.generate(batch, labels)?.detach();
+            let real_logits = self.discriminate(real, labels, None)?;
+            let fake_logits = self.discriminate(&fake, labels, None)?;
+            let d_loss =
+                self.discriminator_loss(real, &fake, labels, &real_logits, &fake_logits)?;
             stats.d_loss = self.finite("D loss", d_loss.to_scalar::<f32>()?)?;
             self.d_adam.step(&d_loss.backward()?)?;
             (stats.d_real, stats.d_fake) = self.judgements(&real_logits, &fake_logits)?;
@@ -457,10 +533,14 @@ impl Trainer {
 
         // (2) Generator: fakes judged by D, whose weights stay as they are (the gradients
         // flow through a frozen copy to G, not into D).
-        let fake = self.generate(batch)?;
+        let asked = match labels {
+            Some(_) => Some(self.random_labels(batch)?),
+            None => None,
+        };
+        let fake = self.generate(batch, asked.as_ref())?;
         let frozen =
             Discriminator::frozen(&self.gan.config.model, &self.gan.d_vars, &self.gan.device)?;
-        let fake_logits = self.discriminate(&fake, Some(&frozen))?;
+        let fake_logits = self.discriminate(&fake, asked.as_ref(), Some(&frozen))?;
         let g_loss = match self.gan.config.loss {
             Loss::Bce => bce_with_logits(&fake_logits, 1.0)?,
             Loss::Hinge | Loss::WganGp => fake_logits.mean_all()?.neg()?,
@@ -476,11 +556,24 @@ impl Trainer {
         Ok(stats)
     }
 
-    /// A batch of fakes from fresh noise, in training mode.
-    fn generate(&mut self, batch: usize) -> Result<Tensor, TrainError> {
+    /// A batch of fakes from fresh noise (of the digits `labels` for a conditional GAN), in
+    /// training mode.
+    fn generate(&mut self, batch: usize, labels: Option<&Tensor>) -> Result<Tensor, TrainError> {
         let z = self.gan.noise(batch, &mut self.noise_rng)?;
         let mut pass = Pass::train(&mut self.noise_rng);
-        Ok(self.gan.generator.forward_pass(&z, &mut pass)?)
+        Ok(self
+            .gan
+            .generator
+            .forward_with_labels(&z, labels, &mut pass)?)
+    }
+
+    /// `batch` digits drawn uniformly, as a `(batch,)` u32 tensor.
+    fn random_labels(&mut self, batch: usize) -> Result<Tensor, TrainError> {
+        use rand::Rng as _;
+        let digits = (0..batch)
+            .map(|_| self.noise_rng.random_range(0..CLASSES as u32))
+            .collect();
+        Ok(Tensor::from_vec(digits, batch, &self.gan.device)?)
     }
 
     /// D's loss under the config's [`Loss`].
@@ -488,6 +581,7 @@ impl Trainer {
         &mut self,
         real: &Tensor,
         fake: &Tensor,
+        labels: Option<&Tensor>,
         real_logits: &Tensor,
         fake_logits: &Tensor,
     ) -> Result<Tensor, TrainError> {
@@ -501,7 +595,7 @@ impl Trainer {
             Loss::WganGp => {
                 let gp_weight = config.gp_weight as f64;
                 let between = self.interpolate(real, fake)?;
-                let penalty = gradient_penalty(&self.gan.discriminator, &between)?;
+                let penalty = gradient_penalty(&self.gan.discriminator, &between, labels)?;
                 ((fake_logits.mean_all()? - real_logits.mean_all()?)? + (penalty * gp_weight)?)?
             }
         })
@@ -543,11 +637,12 @@ impl Trainer {
         }
     }
 
-    /// D's logits for `images`, with instance noise when configured; through `frozen` (D's
-    /// frozen copy) when given.
+    /// D's logits for `images` (as `labels` when conditional), with instance noise when
+    /// configured; through `frozen` (D's frozen copy) when given.
     fn discriminate(
         &mut self,
         images: &Tensor,
+        labels: Option<&Tensor>,
         frozen: Option<&Discriminator>,
     ) -> Result<Tensor, TrainError> {
         let sigma = self.gan.config.instance_noise;
@@ -564,7 +659,8 @@ impl Trainer {
             images.clone()
         };
         let discriminator = frozen.unwrap_or(&self.gan.discriminator);
-        Ok(discriminator.forward_pass(&images, &mut Pass::train(&mut self.noise_rng))?)
+        let mut pass = Pass::train(&mut self.noise_rng);
+        Ok(discriminator.forward_with_labels(&images, labels, &mut pass)?)
     }
 
     fn finite(&self, what: &'static str, value: f32) -> Result<f32, TrainError> {
@@ -608,8 +704,11 @@ impl Trainer {
         );
         let (started, first_step) = (Instant::now(), self.history.len());
         let mut sum = StepStats::default();
+        let conditional = config.model.conditional();
         for batch in batches {
-            let stats = self.train_step(&batch?.images)?;
+            let batch = batch?;
+            let labels = conditional.then_some(&batch.labels);
+            let stats = self.train_step_with_labels(&batch.images, labels)?;
             self.history.push(LossPoint {
                 step: self.step,
                 d_loss: stats.d_loss,
@@ -705,15 +804,33 @@ impl Trainer {
             reports.push(report);
         }
         self.save_final()?;
+        // The movie is a bonus: a failure to make it leaves the finished run as it is.
+        match crate::movie::Movie::from_run(&self.paths.root, 400)
+            .and_then(|movie| movie.save(self.paths.movie()))
+        {
+            Ok(()) if self.progress => {
+                println!("Training movie: {}", self.paths.movie().display())
+            }
+            Ok(()) => {}
+            Err(e) => eprintln!("warning: no training movie: {e}"),
+        }
         Ok(reports)
     }
 
-    /// The fixed-noise samples (8x8), generated in evaluation mode, scaled up 2x.
+    /// The fixed-noise samples (8x8; 10x10 for a conditional GAN, a row per digit, a column
+    /// per noise vector), generated in evaluation mode, scaled up 2x.
     pub fn sample_grid(&self) -> Result<Picture, TrainError> {
-        let images = self
-            .sampling_generator()
-            .forward_pass(&self.fixed_noise, &mut Pass::eval())?;
-        Ok(plot::tensor_grid(&images, 8, 2)?)
+        let images = self.sampling_generator().forward_with_labels(
+            &self.fixed_noise,
+            self.fixed_labels.as_ref(),
+            &mut Pass::eval(),
+        )?;
+        let nrow = if self.fixed_labels.is_some() {
+            CLASSES
+        } else {
+            8
+        };
+        Ok(plot::tensor_grid(&images, nrow, 2)?)
     }
 
     /// Writes the checkpoint: G, D, both optimisers' moments, epoch, step and RNG states.

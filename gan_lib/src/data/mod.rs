@@ -15,6 +15,29 @@ pub use idx::{IdxError, IdxImages, IMAGE_PIXELS, IMAGE_SIDE};
 
 use crate::rng::Rng;
 
+/// The ten digits, 0 to 9.
+pub const CLASSES: usize = 10;
+
+/// Labels as one-hot rows: `(b,)` u32 digits become `(b, 10)` f32 vectors with a 1 at the
+/// digit. `(b, 10)` f32 label vectors (one-hot or blends of two digits, as a latent walk
+/// between digits uses) are returned as they are.
+pub fn one_hot(labels: &Tensor) -> candle_core::Result<Tensor> {
+    match labels.dims() {
+        [_, CLASSES] if labels.dtype().is_float() => Ok(labels.clone()),
+        [_] => {
+            let digits = Tensor::arange(0u32, CLASSES as u32, labels.device())?.unsqueeze(0)?;
+            labels
+                .to_dtype(DType::U32)?
+                .unsqueeze(1)?
+                .broadcast_eq(&digits)?
+                .to_dtype(DType::F32)
+        }
+        dims => candle_core::bail!(
+            "labels must be (batch,) digits or (batch, {CLASSES}) f32 label vectors, not {dims:?}"
+        ),
+    }
+}
+
 /// Where the vendored MNIST files live, relative to the repository root.
 pub const VENDORED_DIR: &str = "data/mnist";
 

@@ -7,7 +7,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::{DcganConfig, GeneratorStart};
-use crate::data::IMAGE_SIDE;
+use crate::data::{one_hot, CLASSES, IMAGE_SIDE};
 use crate::nn::{tanh, BatchNorm, Block, Conv2d, ConvTranspose2d, Linear, Pass, SpectralNorm};
 
 /// Noise → (dense projection | 1x1 reshape) → transposed convolutions (+ BatchNorm +
@@ -22,17 +22,24 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Builds the generator of `config` for noise of `latent_dim` values.
+    /// Whether it takes a label vector beside the noise.
+    pub fn conditional(&self) -> bool {
+        self.config.conditional
+    }
+
+    /// Builds the generator of `config` for noise of `latent_dim` values (and 10 label
+    /// values beside them when `config.conditional`).
     pub fn new(config: &DcganConfig, latent_dim: usize, vb: VarBuilder) -> Result<Generator> {
+        let inputs = latent_dim + if config.conditional { CLASSES } else { 0 };
         let (mut channels, mut side, start) = match config.g_start {
-            GeneratorStart::Latent1x1 => (latent_dim, 1, None),
+            GeneratorStart::Latent1x1 => (inputs, 1, None),
             GeneratorStart::Dense { channels, side } => {
                 let features = channels * side * side;
                 let vb = vb.pp("start");
-                let linear = Linear::new(latent_dim, features, config.g_bias, vb.pp("linear"))?;
+                let linear = Linear::new(inputs, features, config.g_bias, vb.pp("linear"))?;
                 let norm = BatchNorm::new(features, vb.pp("norm"))?;
                 let params =
-                    latent_dim * features + if config.g_bias { features } else { 0 } + 2 * features;
+                    inputs * features + if config.g_bias { features } else { 0 } + 2 * features;
                 (
                     channels,
                     side,
@@ -82,7 +89,8 @@ impl Generator {
         })
     }
 
-    /// `(b, latent)` → `(b, 1, 28, 28)` in [-1, 1].
+    /// `(b, latent)` (`(b, latent + 10)`, noise then label vector, when conditional) →
+    /// `(b, 1, 28, 28)` in [-1, 1].
     pub fn forward_pass(&self, z: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let b = z.dim(0)?;
         let mut x = match (&self.start, self.config.g_start) {
@@ -91,7 +99,7 @@ impl Generator {
                 let x = pass.layer("start", block.params, x)?;
                 x.reshape((b, channels, side, side))?
             }
-            _ => z.reshape((b, self.latent_dim, 1, 1))?,
+            _ => z.reshape((b, z.dim(1)?, 1, 1))?,
         };
         let last = self.layers.len() - 1;
         for (i, block) in self.layers.iter().enumerate() {
@@ -107,17 +115,27 @@ impl Generator {
 }
 
 /// 28x28 → convolutions (+ BatchNorm + activation + dropout) → a linear logit, or a last
-/// convolution down to one 1x1 logit. Tensors: `layers.{i}.conv.*`, `layers.{i}.norm.*`, `out.*`.
+/// convolution down to one 1x1 logit; when conditional, plus the projection of the linear
+/// head's features on the label's embedding. Tensors: `layers.{i}.conv.*`,
+/// `layers.{i}.norm.*`, `out.*`, `label_projection.*`.
 #[derive(Clone, Debug)]
 pub struct Discriminator {
     layers: Vec<Block<Conv2d>>,
     out: Option<Linear>,
-    /// One per convolution, then the linear head's, when spectral normalisation is on.
+    /// The label embedding `(features, 10)` of a conditional discriminator.
+    projection: Option<Linear>,
+    /// One per convolution, then the linear head's (then the projection's), when spectral
+    /// normalisation is on.
     spectral: Option<Vec<SpectralNorm>>,
     config: DcganConfig,
 }
 
 impl Discriminator {
+    /// Whether it projects its features on a label's embedding.
+    pub fn conditional(&self) -> bool {
+        self.projection.is_some()
+    }
+
     /// Builds the discriminator of `config`.
     pub fn new(config: &DcganConfig, vb: VarBuilder) -> Result<Discriminator> {
         let (mut channels, mut side) = (1, IMAGE_SIDE);
@@ -161,19 +179,34 @@ impl Discriminator {
         } else {
             None
         };
+        let projection = if config.conditional {
+            let (features, vb) = (channels * side * side, vb.pp("label_projection"));
+            if config.d_spectral_norm {
+                spectral.push(SpectralNorm::new(features, vb.clone())?);
+            }
+            Some(Linear::new(CLASSES, features, false, vb)?)
+        } else {
+            None
+        };
         Ok(Discriminator {
             layers,
             out,
+            projection,
             spectral: config.d_spectral_norm.then_some(spectral),
             config: config.clone(),
         })
     }
 
-    /// The convolutions' blocks and the linear head, their weights divided by σ when
-    /// spectral normalisation is on.
-    fn layers(&self) -> Result<(Vec<Block<Conv2d>>, Option<Linear>)> {
+    /// The convolutions' blocks, the linear head and the label projection, their weights
+    /// divided by σ when spectral normalisation is on.
+    #[allow(clippy::type_complexity)]
+    fn layers(&self) -> Result<(Vec<Block<Conv2d>>, Option<Linear>, Option<Linear>)> {
         let Some(spectral) = &self.spectral else {
-            return Ok((self.layers.clone(), self.out.clone()));
+            return Ok((
+                self.layers.clone(),
+                self.out.clone(),
+                self.projection.clone(),
+            ));
         };
         let layers = self
             .layers
@@ -198,7 +231,14 @@ impl Discriminator {
             }
             None => None,
         };
-        Ok((layers, out))
+        let projection = match &self.projection {
+            Some(p) => {
+                let norm = &spectral[self.layers.len() + 1];
+                Some(Linear::from_tensors(norm.normalize(p.weight())?, None))
+            }
+            None => None,
+        };
+        Ok((layers, out, projection))
     }
 
     /// One power-iteration step of every layer's spectral normalisation (none without it).
@@ -207,6 +247,7 @@ impl Discriminator {
             let weights = self.layers.iter().map(|b| b.layer.weight());
             for (weight, norm) in weights
                 .chain(self.out.as_ref().map(|o| o.weight()))
+                .chain(self.projection.as_ref().map(|p| p.weight()))
                 .zip(spectral)
             {
                 norm.power_iteration(weight)?;
@@ -215,9 +256,18 @@ impl Discriminator {
         Ok(())
     }
 
-    /// `(b, 1, 28, 28)` → `(b, 1)` or `(b, 1, 1, 1)` logits.
-    pub fn forward_pass(&self, images: &Tensor, pass: &mut Pass) -> Result<Tensor> {
-        let (layers, out) = self.layers()?;
+    /// `(b, 1, 28, 28)` images (with `(b,)` digits or `(b, 10)` label vectors when
+    /// conditional) → `(b, 1)` or `(b, 1, 1, 1)` logits.
+    pub fn forward_pass(
+        &self,
+        images: &Tensor,
+        labels: Option<&Tensor>,
+        pass: &mut Pass,
+    ) -> Result<Tensor> {
+        if self.projection.is_some() != labels.is_some() {
+            candle_core::bail!("labels must be given to a conditional discriminator only");
+        }
+        let (layers, out, projection) = self.layers()?;
         let mut x = images.clone();
         let last = layers.len() - 1;
         for (i, block) in layers.iter().enumerate() {
@@ -229,12 +279,18 @@ impl Discriminator {
             };
             x = pass.layer(&format!("layers.{i}"), block.params, x)?;
         }
-        match &out {
-            Some(out) => {
-                let x = out.forward(&x.flatten_from(1)?)?;
-                pass.layer("out (logit)", out.weight().elem_count() + 1, x)
+        let Some(out) = &out else { return Ok(x) };
+        let features = x.flatten_from(1)?;
+        let logits = out.forward(&features)?;
+        let logits = pass.layer("out (logit)", out.weight().elem_count() + 1, logits)?;
+        match (projection, labels) {
+            (Some(projection), Some(labels)) => {
+                let embedded = projection.forward(&one_hot(labels)?.to_dtype(features.dtype())?)?;
+                let projected = (features * embedded)?.sum_keepdim(1)?;
+                let params = projection.weight().elem_count();
+                pass.layer("label projection", params, (logits + projected)?)
             }
-            None => Ok(x),
+            _ => Ok(logits),
         }
     }
 }

@@ -4,7 +4,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::MlpConfig;
-use crate::data::{IMAGE_PIXELS, IMAGE_SIDE};
+use crate::data::{one_hot, CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::nn::{tanh, BatchNorm, Block, Linear, Pass, SpectralNorm};
 
 fn linear_block(
@@ -27,8 +27,9 @@ fn linear_block(
     })
 }
 
-/// Noise → hidden layers (Linear [+ BatchNorm] + activation) → Linear → Tanh → 28x28.
-/// Tensors are named `hidden.{i}.linear.*`, `hidden.{i}.norm.*` and `out.*`.
+/// Noise (and, when conditional, the digit's one-hot vector beside it) → hidden layers
+/// (Linear [+ BatchNorm] + activation) → Linear → Tanh → 28x28. Tensors are named
+/// `hidden.{i}.linear.*`, `hidden.{i}.norm.*` and `out.*`.
 #[derive(Clone, Debug)]
 pub struct Generator {
     hidden: Vec<Block<Linear>>,
@@ -38,10 +39,16 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Builds the generator of `config` for noise of `latent_dim` values.
+    /// Whether it takes a label vector beside the noise.
+    pub fn conditional(&self) -> bool {
+        self.config.conditional
+    }
+
+    /// Builds the generator of `config` for noise of `latent_dim` values (and 10 label
+    /// values beside them when `config.conditional`).
     pub fn new(config: &MlpConfig, latent_dim: usize, vb: VarBuilder) -> Result<Generator> {
         let mut hidden = Vec::new();
-        let mut inputs = latent_dim;
+        let mut inputs = latent_dim + if config.conditional { CLASSES } else { 0 };
         for (i, &width) in config.g_hidden.iter().enumerate() {
             hidden.push(linear_block(
                 inputs,
@@ -60,7 +67,8 @@ impl Generator {
         })
     }
 
-    /// `(b, latent)` → `(b, 1, 28, 28)` in [-1, 1].
+    /// `(b, latent)` (`(b, latent + 10)`, noise then label vector, when conditional) →
+    /// `(b, 1, 28, 28)` in [-1, 1].
     pub fn forward_pass(&self, z: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let mut x = z.clone();
         for (i, block) in self.hidden.iter().enumerate() {
@@ -77,19 +85,29 @@ impl Generator {
     }
 }
 
-/// 28x28 → hidden layers (Linear [+ BatchNorm] + activation + dropout) → one logit.
-/// Tensors are named `hidden.{i}.linear.*`, `hidden.{i}.norm.*` and `out.*`; with spectral
-/// normalisation each linear layer also holds its power-iteration vector `sn_u`.
+/// 28x28 → hidden layers (Linear [+ BatchNorm] + activation + dropout) → one logit; when
+/// conditional, plus the projection of the last features on the label's embedding.
+/// Tensors are named `hidden.{i}.linear.*`, `hidden.{i}.norm.*`, `out.*` and
+/// `label_projection.*`; with spectral normalisation each linear layer also holds its
+/// power-iteration vector `sn_u`.
 #[derive(Clone, Debug)]
 pub struct Discriminator {
     hidden: Vec<Block<Linear>>,
     out: Linear,
-    /// One per hidden layer, then the output layer's, when spectral normalisation is on.
+    /// The label embedding `(features, 10)` of a conditional discriminator.
+    projection: Option<Linear>,
+    /// One per hidden layer, then the output layer's (then the projection's), when spectral
+    /// normalisation is on.
     spectral: Option<Vec<SpectralNorm>>,
     config: MlpConfig,
 }
 
 impl Discriminator {
+    /// Whether it projects its features on a label's embedding.
+    pub fn conditional(&self) -> bool {
+        self.projection.is_some()
+    }
+
     /// Builds the discriminator of `config`.
     pub fn new(config: &MlpConfig, vb: VarBuilder) -> Result<Discriminator> {
         let mut hidden = Vec::new();
@@ -112,19 +130,33 @@ impl Discriminator {
         if config.d_spectral_norm {
             spectral.push(SpectralNorm::new(1, vb.pp("out"))?);
         }
+        let projection = if config.conditional {
+            let vb = vb.pp("label_projection");
+            if config.d_spectral_norm {
+                spectral.push(SpectralNorm::new(inputs, vb.clone())?);
+            }
+            Some(Linear::new(CLASSES, inputs, false, vb)?)
+        } else {
+            None
+        };
         Ok(Discriminator {
             hidden,
             out,
+            projection,
             spectral: config.d_spectral_norm.then_some(spectral),
             config: config.clone(),
         })
     }
 
-    /// The hidden layers' blocks and the output layer, their weights divided by σ when
-    /// spectral normalisation is on.
-    fn layers(&self) -> Result<(Vec<Block<Linear>>, Linear)> {
+    /// The hidden layers' blocks, the output layer and the label projection, their weights
+    /// divided by σ when spectral normalisation is on.
+    fn layers(&self) -> Result<(Vec<Block<Linear>>, Linear, Option<Linear>)> {
         let Some(spectral) = &self.spectral else {
-            return Ok((self.hidden.clone(), self.out.clone()));
+            return Ok((
+                self.hidden.clone(),
+                self.out.clone(),
+                self.projection.clone(),
+            ));
         };
         let normalized = |layer: &Linear, norm: &SpectralNorm| -> Result<Linear> {
             Ok(Linear::from_tensors(
@@ -144,31 +176,55 @@ impl Discriminator {
             })
             .collect::<Result<_>>()?;
         let out = normalized(&self.out, &spectral[self.hidden.len()])?;
-        Ok((hidden, out))
+        let projection = match &self.projection {
+            Some(p) => Some(normalized(p, &spectral[self.hidden.len() + 1])?),
+            None => None,
+        };
+        Ok((hidden, out, projection))
     }
 
     /// One power-iteration step of every layer's spectral normalisation (none without it).
     pub fn update_spectral_norm(&self) -> Result<()> {
         if let Some(spectral) = &self.spectral {
             let weights = self.hidden.iter().map(|b| b.layer.weight());
-            for (weight, norm) in weights.chain([self.out.weight()]).zip(spectral) {
+            let weights = weights
+                .chain([self.out.weight()])
+                .chain(self.projection.as_ref().map(|p| p.weight()));
+            for (weight, norm) in weights.zip(spectral) {
                 norm.power_iteration(weight)?;
             }
         }
         Ok(())
     }
 
-    /// `(b, 1, 28, 28)` → `(b, 1)` logits.
-    pub fn forward_pass(&self, images: &Tensor, pass: &mut Pass) -> Result<Tensor> {
-        let (hidden, out) = self.layers()?;
+    /// `(b, 1, 28, 28)` images (with `(b,)` digits or `(b, 10)` label vectors when
+    /// conditional) → `(b, 1)` logits.
+    pub fn forward_pass(
+        &self,
+        images: &Tensor,
+        labels: Option<&Tensor>,
+        pass: &mut Pass,
+    ) -> Result<Tensor> {
+        let (hidden, out, projection) = self.layers()?;
         let mut x = images.flatten_from(1)?;
         for (i, block) in hidden.iter().enumerate() {
             let (activation, p) = (self.config.d_activation, self.config.d_dropout);
             x = block.forward_activated(&x, pass, activation, p)?;
             x = pass.layer(&format!("hidden.{i}"), block.params, x)?;
         }
-        let x = out.forward(&x)?;
-        pass.layer("out (logit)", self.out.weight().elem_count() + 1, x)
+        let logits = out.forward(&x)?;
+        let logits = pass.layer("out (logit)", self.out.weight().elem_count() + 1, logits)?;
+        match (projection, labels) {
+            (Some(projection), Some(labels)) => {
+                let embedded = projection.forward(&one_hot(labels)?.to_dtype(x.dtype())?)?;
+                let projected = (x * embedded)?.sum_keepdim(1)?;
+                let params = projection.weight().elem_count();
+                pass.layer("label projection", params, (logits + projected)?)
+            }
+            (None, None) => Ok(logits),
+            (Some(_), None) => candle_core::bail!("a conditional discriminator needs labels"),
+            (None, Some(_)) => candle_core::bail!("an unconditional discriminator takes no labels"),
+        }
     }
 
     /// The gradient of each image's logit with respect to its pixels, `(b, 784)`, built as a
@@ -176,13 +232,13 @@ impl Discriminator {
     /// slopes), so that a loss on it can be differentiated with respect to the weights:
     /// candle's autograd cannot differentiate a gradient itself. The slopes are constants
     /// (their own derivative is zero almost everywhere). Needs no BatchNorm and no dropout.
-    pub fn input_gradient(&self, images: &Tensor) -> Result<Tensor> {
+    pub fn input_gradient(&self, images: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         if self.config.d_batch_norm || self.config.d_dropout > 0.0 {
             candle_core::bail!(
                 "the input gradient needs a discriminator without BatchNorm or dropout"
             );
         }
-        let (hidden, out) = self.layers()?;
+        let (hidden, out, projection) = self.layers()?;
         let slope = self.config.d_activation.slope();
         // Forward: the activation's slope at each pre-activation, 1 or `slope`.
         let mut x = images.flatten_from(1)?.detach();
@@ -197,6 +253,15 @@ impl Discriminator {
         // Backward, by hand: from the logit's weights down to the pixels.
         let batch = x.dim(0)?;
         let mut gradient = out.weight().broadcast_as((batch, out.weight().dim(1)?))?;
+        // The projection ⟨embed(y), φ(x)⟩ adds embed(y) to the logit's gradient by φ(x).
+        match (projection, labels) {
+            (Some(projection), Some(labels)) => {
+                let labels = one_hot(labels)?.to_dtype(gradient.dtype())?;
+                gradient = (gradient + projection.forward(&labels)?)?;
+            }
+            (None, None) => {}
+            _ => candle_core::bail!("labels must be given to a conditional discriminator only"),
+        }
         for (block, slopes_here) in hidden.iter().zip(&slopes).rev() {
             gradient = (gradient * slopes_here)?.matmul(block.layer.weight())?;
         }

@@ -1,6 +1,11 @@
 //! The GAN pairs, built from [`crate::nn`]: a fully connected pair ([`mlp`]) and a
 //! convolutional pair ([`dcgan`]), and [`Generator`] and [`Discriminator`], which hold either
 //! as the config says.
+//!
+//! Either pair can be conditional ([`crate::config::ModelConfig::conditional`]): then G
+//! draws the digit it is given and D judges an image as that digit. Labels are `(b,)` digits
+//! (u32) or `(b, 10)` f32 label vectors ([`crate::data::one_hot`]); the `*_with_labels`
+//! methods take them, the others are for unconditional networks.
 
 pub mod dcgan;
 pub mod mlp;
@@ -9,18 +14,28 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarMap;
 
 use crate::config::ModelConfig;
-use crate::data::IMAGE_SIDE;
+use crate::data::{one_hot, CLASSES, IMAGE_SIDE};
 use crate::nn::{Pass, Summary};
 
 /// Noise vectors per forward pass in [`Generator::generate`].
 const GENERATION_CHUNK: usize = 500;
 
-/// WGAN-GP's penalty `mean((‖∇ₓD(x)‖ − 1)²)` over `images`, differentiable with respect to
-/// D's weights (see [`Discriminator::input_gradient`]).
-pub fn gradient_penalty(discriminator: &Discriminator, images: &Tensor) -> Result<Tensor> {
-    let gradient = discriminator.input_gradient(images)?;
+/// WGAN-GP's penalty `mean((‖∇ₓD(x)‖ − 1)²)` over `images` (judged as `labels` by a
+/// conditional D), differentiable with respect to D's weights (see
+/// [`Discriminator::input_gradient`]).
+pub fn gradient_penalty(
+    discriminator: &Discriminator,
+    images: &Tensor,
+    labels: Option<&Tensor>,
+) -> Result<Tensor> {
+    let gradient = discriminator.input_gradient(images, labels)?;
     let norm = (gradient.sqr()?.sum(1)? + 1e-12)?.sqrt()?;
     (norm - 1.0)?.sqr()?.mean_all()
+}
+
+/// `n` digits to ask a conditional generator for, each digit in turn: 0, 1, …, 9, 0, 1, ….
+pub fn balanced_labels(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % CLASSES) as u8).collect()
 }
 
 /// A generator of either architecture.
@@ -54,24 +69,63 @@ impl Generator {
         })
     }
 
-    /// Maps `(b, latent)` noise to `(b, 1, 28, 28)` images in [-1, 1].
+    /// Maps `(b, latent)` noise to `(b, 1, 28, 28)` images in [-1, 1] (an unconditional
+    /// generator; see [`Generator::forward_with_labels`]).
     pub fn forward_pass(&self, z: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        self.forward_with_labels(z, None, pass)
+    }
+
+    /// Maps `(b, latent)` noise and, for a conditional generator, the digits to draw (`(b,)`
+    /// digits or `(b, 10)` label vectors) to `(b, 1, 28, 28)` images in [-1, 1].
+    pub fn forward_with_labels(
+        &self,
+        z: &Tensor,
+        labels: Option<&Tensor>,
+        pass: &mut Pass,
+    ) -> Result<Tensor> {
+        let input = match (self.is_conditional(), labels) {
+            (true, Some(labels)) => Tensor::cat(&[z, &one_hot(labels)?.to_dtype(z.dtype())?], 1)?,
+            (false, None) => z.clone(),
+            (true, None) => candle_core::bail!(
+                "this generator is conditional: give it the digits to draw (forward_with_labels, generate_with_labels)"
+            ),
+            (false, Some(_)) => candle_core::bail!(
+                "this generator is unconditional (model.conditional = false): it takes no labels"
+            ),
+        };
         match self {
-            Generator::Mlp(g) => g.forward_pass(z, pass),
-            Generator::Dcgan(g) => g.forward_pass(z, pass),
+            Generator::Mlp(g) => g.forward_pass(&input, pass),
+            Generator::Dcgan(g) => g.forward_pass(&input, pass),
         }
     }
 
-    /// Images for `(n, latent)` noise in evaluation mode, computed 500 at a time so that
-    /// memory stays small (and the working set in cache) however many are asked for.
+    /// Whether the generator draws the digit it is given.
+    pub fn is_conditional(&self) -> bool {
+        match self {
+            Generator::Mlp(g) => g.conditional(),
+            Generator::Dcgan(g) => g.conditional(),
+        }
+    }
+
+    /// Images for `(n, latent)` noise in evaluation mode (an unconditional generator).
     pub fn generate(&self, z: &Tensor) -> Result<Tensor> {
+        self.generate_with_labels(z, None)
+    }
+
+    /// Images for `(n, latent)` noise (and `n` labels for a conditional generator) in
+    /// evaluation mode, computed 500 at a time so that memory stays small (and the working
+    /// set in cache) however many are asked for.
+    pub fn generate_with_labels(&self, z: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let n = z.dim(0)?;
         let chunks = (0..n)
             .step_by(GENERATION_CHUNK)
             .map(|start| {
-                let rows = z.narrow(0, start, GENERATION_CHUNK.min(n - start))?;
+                let size = GENERATION_CHUNK.min(n - start);
+                let rows = z.narrow(0, start, size)?;
+                let labels = labels.map(|l| l.narrow(0, start, size)).transpose()?;
+                let images = self.forward_with_labels(&rows, labels.as_ref(), &mut Pass::eval());
                 // Detached: otherwise each chunk's result keeps its whole forward graph alive.
-                Ok(self.forward_pass(&rows, &mut Pass::eval())?.detach())
+                Ok(images?.detach())
             })
             .collect::<Result<Vec<_>>>()?;
         if chunks.is_empty() {
@@ -81,11 +135,28 @@ impl Generator {
     }
 
     /// `n` digits as bytes (0 black, 255 white), image after image, from standard normal
-    /// noise seeded by `seed`: what `sample`, `eval` and `analyze` draw from a generator.
+    /// noise seeded by `seed`: what `sample`, `eval` and `analyze` draw from a generator. A
+    /// conditional generator is asked for [`balanced_labels`]: 0, 1, …, 9, 0, 1, ….
     pub fn draw_digits(&self, n: usize, seed: u64, device: &Device) -> Result<Vec<u8>> {
+        if self.is_conditional() {
+            return self.draw_labelled(&balanced_labels(n), seed, device);
+        }
         let mut rng = crate::rng::seeded(seed);
         let z = crate::rng::randn(&mut rng, (n, self.latent_dim()), 0.0, 1.0, device)?;
         crate::data::to_bytes(&self.generate(&z)?)
+    }
+
+    /// One digit per label (0-9) as bytes, image after image, from a conditional generator,
+    /// with standard normal noise seeded by `seed`.
+    pub fn draw_labelled(&self, labels: &[u8], seed: u64, device: &Device) -> Result<Vec<u8>> {
+        if let Some(bad) = labels.iter().find(|&&l| l as usize >= CLASSES) {
+            candle_core::bail!("cannot draw digit {bad}: digits are 0 to 9");
+        }
+        let n = labels.len();
+        let mut rng = crate::rng::seeded(seed);
+        let z = crate::rng::randn(&mut rng, (n, self.latent_dim()), 0.0, 1.0, device)?;
+        let labels = Tensor::from_vec(labels.iter().map(|&l| l as u32).collect(), n, device)?;
+        crate::data::to_bytes(&self.generate_with_labels(&z, Some(&labels))?)
     }
 
     /// The size of the noise vector.
@@ -96,11 +167,13 @@ impl Generator {
         }
     }
 
-    /// The layer table, traced with one noise vector.
+    /// The layer table, traced with one noise vector (and the digit 0 when conditional).
     pub fn summary(&self, device: &Device) -> Result<Summary> {
         let mut pass = Pass::tracing();
-        self.forward_pass(
+        let label = Tensor::zeros(1, DType::U32, device)?;
+        self.forward_with_labels(
             &Tensor::zeros((1, self.latent_dim()), DType::F32, device)?,
+            self.is_conditional().then_some(&label),
             &mut pass,
         )?;
         Ok(Summary {
@@ -160,33 +233,55 @@ impl Discriminator {
         }
     }
 
-    /// The gradient of each image's logit with respect to its pixels, `(b, 784)`, as a graph
-    /// that autograd can differentiate again (for WGAN-GP's penalty). MLP discriminators
-    /// without BatchNorm or dropout only.
-    pub fn input_gradient(&self, images: &Tensor) -> Result<Tensor> {
+    /// The gradient of each image's logit (as `labels` for a conditional D) with respect to
+    /// its pixels, `(b, 784)`, as a graph that autograd can differentiate again (for WGAN-GP's
+    /// penalty). MLP discriminators without BatchNorm or dropout only.
+    pub fn input_gradient(&self, images: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         match self {
-            Discriminator::Mlp(d) => d.input_gradient(images),
+            Discriminator::Mlp(d) => d.input_gradient(images, labels),
             Discriminator::Dcgan(_) => {
                 candle_core::bail!("the input gradient is implemented for MLP discriminators only")
             }
         }
     }
 
-    /// Maps `(b, 1, 28, 28)` images to `(b,)` logits (real > 0 > fake).
+    /// Maps `(b, 1, 28, 28)` images to `(b,)` logits (real > 0 > fake); an unconditional
+    /// discriminator (see [`Discriminator::forward_with_labels`]).
     pub fn forward_pass(&self, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        self.forward_with_labels(x, None, pass)
+    }
+
+    /// Maps `(b, 1, 28, 28)` images, judged as the digits `labels` by a conditional
+    /// discriminator, to `(b,)` logits (real > 0 > fake).
+    pub fn forward_with_labels(
+        &self,
+        x: &Tensor,
+        labels: Option<&Tensor>,
+        pass: &mut Pass,
+    ) -> Result<Tensor> {
         let logits = match self {
-            Discriminator::Mlp(d) => d.forward_pass(x, pass)?,
-            Discriminator::Dcgan(d) => d.forward_pass(x, pass)?,
+            Discriminator::Mlp(d) => d.forward_pass(x, labels, pass)?,
+            Discriminator::Dcgan(d) => d.forward_pass(x, labels, pass)?,
         };
         // One logit per image, whatever shape the last layer gives it.
         logits.reshape(logits.dim(0)?)
     }
 
-    /// The layer table, traced with one blank image.
+    /// Whether the discriminator judges an image as a given digit.
+    pub fn is_conditional(&self) -> bool {
+        match self {
+            Discriminator::Mlp(d) => d.conditional(),
+            Discriminator::Dcgan(d) => d.conditional(),
+        }
+    }
+
+    /// The layer table, traced with one blank image (as the digit 0 when conditional).
     pub fn summary(&self, device: &Device) -> Result<Summary> {
         let mut pass = Pass::tracing();
-        self.forward_pass(
+        let label = Tensor::zeros(1, DType::U32, device)?;
+        self.forward_with_labels(
             &Tensor::zeros((1, 1, 28, 28), DType::F32, device)?,
+            self.is_conditional().then_some(&label),
             &mut pass,
         )?;
         Ok(Summary {
