@@ -33,6 +33,7 @@ fn presets_are_listed() {
         "mlp-smoothing",
         "dcgan-tf",
         "fc-gan-100",
+        "cgan-fast",
         "cgan-mlp",
         "cgan-dcgan",
     ] {

@@ -17,7 +17,8 @@ use gan_lib::train::{Gan, TrainError, Trainer};
 /// dcgan-tf: Keras reports 2,330,944 for G including BatchNorm's 25,472 moving statistics.
 /// cgan-mlp and cgan-dcgan add the label's 10 inputs to G's first layer and D's projection
 /// (10 x the features entering D's head) to their unconditional designs.
-const PARAMS: [(&str, usize, usize); 12] = [
+const PARAMS: [(&str, usize, usize); 13] = [
+    ("cgan-fast", 551_952 + 2_560, 533_505 + 2_560),
     ("fast-mlp", 551_952, 533_505),
     ("quick-mlp", 551_952, 533_505),
     ("fc-gan-64", 218_128, 100_609),

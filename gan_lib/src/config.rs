@@ -287,7 +287,8 @@ pub enum ConfigError {
 }
 
 /// The presets in `configs/`, by name. The first is the default.
-pub const PRESETS: [(&str, &str); 12] = [
+pub const PRESETS: [(&str, &str); 13] = [
+    ("cgan-fast", include_str!("../../configs/cgan-fast.toml")),
     ("fast-mlp", include_str!("../../configs/fast-mlp.toml")),
     ("quick-mlp", include_str!("../../configs/quick-mlp.toml")),
     ("fc-gan-64", include_str!("../../configs/fc-gan-64.toml")),
