@@ -7,7 +7,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::{DcganConfig, GeneratorStart};
-use crate::data::{one_hot, CLASSES, IMAGE_SIDE};
+use crate::data::{CLASSES, IMAGE_SIDE};
 use crate::nn::{tanh, BatchNorm, Block, Conv2d, ConvTranspose2d, Linear, Pass, SpectralNorm};
 
 /// Noise → (dense projection | 1x1 reshape) → transposed convolutions (+ BatchNorm +
@@ -265,6 +265,7 @@ impl Discriminator {
         pass: &mut Pass,
     ) -> Result<Tensor> {
         if self.projection.is_some() != labels.is_some() {
+            // Checked before the pass: a DCGAN without a linear head returns early.
             candle_core::bail!("labels must be given to a conditional discriminator only");
         }
         let (layers, out, projection) = self.layers()?;
@@ -283,14 +284,6 @@ impl Discriminator {
         let features = x.flatten_from(1)?;
         let logits = out.forward(&features)?;
         let logits = pass.layer("out (logit)", out.weight().elem_count() + 1, logits)?;
-        match (projection, labels) {
-            (Some(projection), Some(labels)) => {
-                let embedded = projection.forward(&one_hot(labels)?.to_dtype(features.dtype())?)?;
-                let projected = (features * embedded)?.sum_keepdim(1)?;
-                let params = projection.weight().elem_count();
-                pass.layer("label projection", params, (logits + projected)?)
-            }
-            _ => Ok(logits),
-        }
+        super::add_label_projection(logits, &features, projection.as_ref(), labels, pass)
     }
 }

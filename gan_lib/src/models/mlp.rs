@@ -4,7 +4,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::MlpConfig;
-use crate::data::{one_hot, CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
+use crate::data::{CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::nn::{tanh, BatchNorm, Block, Linear, Pass, SpectralNorm};
 
 fn linear_block(
@@ -214,17 +214,7 @@ impl Discriminator {
         }
         let logits = out.forward(&x)?;
         let logits = pass.layer("out (logit)", self.out.weight().elem_count() + 1, logits)?;
-        match (projection, labels) {
-            (Some(projection), Some(labels)) => {
-                let embedded = projection.forward(&one_hot(labels)?.to_dtype(x.dtype())?)?;
-                let projected = (x * embedded)?.sum_keepdim(1)?;
-                let params = projection.weight().elem_count();
-                pass.layer("label projection", params, (logits + projected)?)
-            }
-            (None, None) => Ok(logits),
-            (Some(_), None) => candle_core::bail!("a conditional discriminator needs labels"),
-            (None, Some(_)) => candle_core::bail!("an unconditional discriminator takes no labels"),
-        }
+        super::add_label_projection(logits, &x, projection.as_ref(), labels, pass)
     }
 
     /// The gradient of each image's logit with respect to its pixels, `(b, 784)`, built as a
@@ -256,8 +246,8 @@ impl Discriminator {
         // The projection ⟨embed(y), φ(x)⟩ adds embed(y) to the logit's gradient by φ(x).
         match (projection, labels) {
             (Some(projection), Some(labels)) => {
-                let labels = one_hot(labels)?.to_dtype(gradient.dtype())?;
-                gradient = (gradient + projection.forward(&labels)?)?;
+                gradient =
+                    (&gradient + super::embed_labels(&projection, labels, gradient.dtype())?)?;
             }
             (None, None) => {}
             _ => candle_core::bail!("labels must be given to a conditional discriminator only"),

@@ -15,7 +15,7 @@ use candle_nn::VarMap;
 
 use crate::config::ModelConfig;
 use crate::data::{one_hot, CLASSES, IMAGE_SIDE};
-use crate::nn::{Pass, Summary};
+use crate::nn::{Linear, Pass, Summary};
 
 /// Noise vectors per forward pass in [`Generator::generate`].
 const GENERATION_CHUNK: usize = 500;
@@ -31,6 +31,34 @@ pub fn gradient_penalty(
     let gradient = discriminator.input_gradient(images, labels)?;
     let norm = (gradient.sqr()?.sum(1)? + 1e-12)?.sqrt()?;
     (norm - 1.0)?.sqr()?.mean_all()
+}
+
+/// A projection discriminator's logits (Miyato & Koyama 2018): the head's `logits` plus
+/// `⟨embed(y), φ(x)⟩`, the `features` φ(x) entering the head projected on the labels'
+/// embedding (`projection`, a linear map from label vectors). Without a projection the logits
+/// are returned as they are; labels must be given exactly when there is one.
+pub(crate) fn add_label_projection(
+    logits: Tensor,
+    features: &Tensor,
+    projection: Option<&Linear>,
+    labels: Option<&Tensor>,
+    pass: &mut Pass,
+) -> Result<Tensor> {
+    match (projection, labels) {
+        (Some(projection), Some(labels)) => {
+            let embedded = embed_labels(projection, labels, features.dtype())?;
+            let projected = (features * embedded)?.sum_keepdim(1)?;
+            let params = projection.weight().elem_count();
+            pass.layer("label projection", params, (logits + projected)?)
+        }
+        (None, None) => Ok(logits),
+        _ => candle_core::bail!("labels must be given to a conditional discriminator only"),
+    }
+}
+
+/// `embed(y)`: the labels' rows of a projection discriminator's embedding, in `dtype`.
+pub(crate) fn embed_labels(projection: &Linear, labels: &Tensor, dtype: DType) -> Result<Tensor> {
+    projection.forward(&one_hot(labels)?.to_dtype(dtype)?)
 }
 
 /// `n` digits to ask a conditional generator for, each digit in turn: 0, 1, …, 9, 0, 1, ….
