@@ -19,11 +19,28 @@ fn moments(features: &[Vec<f32>]) -> (DVector<f64>, DMatrix<f64>) {
 }
 
 /// Square root of a symmetric positive semi-definite matrix (negative eigenvalues from
-/// rounding are clamped to zero).
+/// rounding are clamped to zero). nalgebra's symmetric eigen-solver returned NaN for the
+/// nearly singular covariances of a collapsed generator (most classifier features dead);
+/// the SVD, slower but robust, takes over then.
 fn sqrt_psd(m: &DMatrix<f64>) -> DMatrix<f64> {
-    let eigen = SymmetricEigen::new(m.clone());
-    let roots = eigen.eigenvalues.map(|v| v.max(0.0).sqrt());
-    &eigen.eigenvectors * DMatrix::from_diagonal(&roots) * eigen.eigenvectors.transpose()
+    let symmetric = (m + m.transpose()) * 0.5;
+    let eigen = SymmetricEigen::new(symmetric.clone());
+    if eigen
+        .eigenvalues
+        .iter()
+        .chain(eigen.eigenvectors.iter())
+        .all(|v| v.is_finite())
+    {
+        let roots = eigen.eigenvalues.map(|v| v.max(0.0).sqrt());
+        return &eigen.eigenvectors
+            * DMatrix::from_diagonal(&roots)
+            * eigen.eigenvectors.transpose();
+    }
+    // For a symmetric PSD matrix M = U S Uᵀ, so √M = U √S Uᵀ.
+    let svd = symmetric.svd(true, false);
+    let u = svd.u.expect("U was asked for");
+    let roots = svd.singular_values.map(|v| v.max(0.0).sqrt());
+    &u * DMatrix::from_diagonal(&roots) * u.transpose()
 }
 
 /// Fréchet distance between Gaussians fitted to two feature sets:
@@ -35,7 +52,12 @@ pub fn frechet_distance(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
     let root_a = sqrt_psd(&cov_a);
     let cross = sqrt_psd(&(&root_a * &cov_b * &root_a)).trace();
     let distance = (mean_a - mean_b).norm_squared() + cov_a.trace() + cov_b.trace() - 2.0 * cross;
-    distance.max(0.0)
+    // Rounding can take an exact zero slightly below it; a NaN stays a NaN (never a perfect 0).
+    if distance.is_nan() {
+        distance
+    } else {
+        distance.max(0.0)
+    }
 }
 
 /// Inception-Score analogue: exp(E_x KL(p(y|x) ‖ p(y))) computed on `splits` equal parts,
@@ -151,6 +173,28 @@ mod tests {
         assert!(near < 0.2, "{near}");
         // A shift of 1 in each of 8 dimensions adds about 8.
         assert!((far - 8.0).abs() < 1.0, "{far}");
+    }
+
+    /// A collapsed generator (every sample the same, or nearly) is far from real digits, not
+    /// at distance 0: a NaN from the matrix square roots must not be clamped to zero.
+    #[test]
+    fn frechet_distance_of_a_collapsed_set_is_large_and_finite() {
+        let real = gaussian(500, 128, 0.0, 1);
+        let mut rng = crate::rng::seeded(3);
+        for spread in [0.0f32, 1e-6, 1e-3] {
+            let collapsed: Vec<Vec<f32>> = (0..500)
+                .map(|_| {
+                    (0..128)
+                        .map(|_| 5.0 + spread * rng.random_range(-1.0..1.0f32))
+                        .collect()
+                })
+                .collect();
+            let distance = frechet_distance(&collapsed, &real);
+            assert!(
+                distance.is_finite() && distance > 128.0 * 20.0,
+                "spread {spread}: {distance}"
+            );
+        }
     }
 
     #[test]
