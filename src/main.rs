@@ -437,12 +437,7 @@ fn sample(args: SampleArgs) -> Result<()> {
     }
     let device = gan_lib::device(&args.device)?;
     let conditional_wanted = args.digit.is_some() || args.by_digit;
-    let path = args.checkpoint.clone().unwrap_or_else(|| {
-        gan_lib::shipped(match conditional_wanted {
-            true => CONDITIONAL_GENERATOR,
-            false => "generator.safetensors",
-        })
-    });
+    let path = generator_path(&args.checkpoint, conditional_wanted);
     let (generator, config) = Gan::load_generator(&path, &device)?;
     if conditional_wanted && !generator.is_conditional() {
         bail!(
@@ -466,9 +461,7 @@ fn sample(args: SampleArgs) -> Result<()> {
         let pixels = generator.draw_labelled(&labels, args.seed, &device)?;
         (Some(labels), pixels, args.nrow)
     } else {
-        let labels = generator
-            .is_conditional()
-            .then(|| gan_lib::models::balanced_labels(args.n));
+        let labels = generator.digits_asked(args.n);
         (
             labels,
             generator.draw_digits(args.n, args.seed, &device)?,
@@ -504,18 +497,21 @@ fn sample(args: SampleArgs) -> Result<()> {
     Ok(())
 }
 
-/// The shipped conditional generator, in `data/weights/`.
-const CONDITIONAL_GENERATOR: &str = "conditional-generator.safetensors";
+/// The generator file to draw from: `checkpoint` when given, else the shipped conditional
+/// generator when a digit is asked for, the shipped unconditional one otherwise.
+fn generator_path(checkpoint: &Option<PathBuf>, conditional_wanted: bool) -> PathBuf {
+    checkpoint.clone().unwrap_or_else(|| {
+        gan_lib::shipped(match conditional_wanted {
+            true => "conditional-generator.safetensors",
+            false => "generator.safetensors",
+        })
+    })
+}
 
 fn interpolate(args: InterpolateArgs) -> Result<()> {
     let device = candle_core::Device::Cpu;
     let conditional_wanted = args.digit.is_some() || args.from_digit.is_some();
-    let path = args.checkpoint.clone().unwrap_or_else(|| {
-        gan_lib::shipped(match conditional_wanted {
-            true => CONDITIONAL_GENERATOR,
-            false => "generator.safetensors",
-        })
-    });
+    let path = generator_path(&args.checkpoint, conditional_wanted);
     let (generator, config) = Gan::load_generator(&path, &device)?;
     let walk = match (args.from_digit, args.to_digit) {
         (Some(from), Some(to)) => {

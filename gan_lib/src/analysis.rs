@@ -14,7 +14,6 @@ use plotters::prelude::*;
 use crate::classifier::{argmax, Classifier};
 use crate::data::{idx, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::metrics::LabelAccuracy;
-use crate::models::balanced_labels;
 use crate::plot::{self, Picture, PlotError};
 use crate::train::Gan;
 
@@ -126,7 +125,7 @@ impl DigitSource {
                 let (generator, _) = Gan::load_generator(path, device)
                     .map_err(|e| source_error(path, e.to_string()))?;
                 Ok(Digits {
-                    requested: generator.is_conditional().then(|| balanced_labels(*n)),
+                    requested: generator.digits_asked(*n),
                     ..digits(generator.draw_digits(*n, *seed, device)?)
                 })
             }

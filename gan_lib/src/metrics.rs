@@ -48,6 +48,11 @@ fn sqrt_psd(m: &DMatrix<f64>) -> DMatrix<f64> {
 pub fn frechet_distance(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
     let (mean_a, cov_a) = moments(a);
     let (mean_b, cov_b) = moments(b);
+    // Non-finite features (a generator that diverged) have no distance; the matrix
+    // decompositions below would not converge on them.
+    if !cov_a.iter().chain(cov_b.iter()).all(|v| v.is_finite()) {
+        return f64::NAN;
+    }
     // tr((Σa Σb)^½) = tr((√Σa Σb √Σa)^½), whose argument is symmetric.
     let root_a = sqrt_psd(&cov_a);
     let cross = sqrt_psd(&(&root_a * &cov_b * &root_a)).trace();
@@ -195,6 +200,15 @@ mod tests {
                 "spread {spread}: {distance}"
             );
         }
+    }
+
+    /// A distance that cannot be computed is reported as NaN, never as a perfect 0.
+    #[test]
+    fn frechet_distance_never_turns_a_nan_into_zero() {
+        let real = gaussian(50, 4, 0.0, 1);
+        let mut broken = gaussian(50, 4, 0.0, 2);
+        broken[3][1] = f32::NAN;
+        assert!(frechet_distance(&broken, &real).is_nan());
     }
 
     #[test]

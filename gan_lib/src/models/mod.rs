@@ -166,12 +166,18 @@ impl Generator {
     /// noise seeded by `seed`: what `sample`, `eval` and `analyze` draw from a generator. A
     /// conditional generator is asked for [`balanced_labels`]: 0, 1, …, 9, 0, 1, ….
     pub fn draw_digits(&self, n: usize, seed: u64, device: &Device) -> Result<Vec<u8>> {
-        if self.is_conditional() {
-            return self.draw_labelled(&balanced_labels(n), seed, device);
+        if let Some(labels) = self.digits_asked(n) {
+            return self.draw_labelled(&labels, seed, device);
         }
         let mut rng = crate::rng::seeded(seed);
         let z = crate::rng::randn(&mut rng, (n, self.latent_dim()), 0.0, 1.0, device)?;
         crate::data::to_bytes(&self.generate(&z)?)
+    }
+
+    /// The digits [`Generator::draw_digits`] asks this generator for when drawing `n`:
+    /// [`balanced_labels`] for a conditional generator, none for an unconditional one.
+    pub fn digits_asked(&self, n: usize) -> Option<Vec<u8>> {
+        self.is_conditional().then(|| balanced_labels(n))
     }
 
     /// One digit per label (0-9) as bytes, image after image, from a conditional generator,
