@@ -15,3 +15,5 @@ echo "== Notebooks"
 bash scripts/setup-notebooks.sh
 export MNIST_GAN_QUICK=1
 python3 tests/run_notebooks.py
+# Interrupting a training cell, then re-running the cells, picks the run up where it stopped.
+python3 tests/notebook_interrupt.py

@@ -268,6 +268,32 @@ fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
     assert_eq!(csv.lines().count(), 1 + 16);
 }
 
+/// What a notebook's training cell does after its kernel lost its variables: the same call
+/// starts the run, then picks it up after the last finished epoch, and refuses another config.
+#[test]
+fn resume_or_new_starts_then_continues_and_refuses_another_config() {
+    let (data, config) = (small_mnist(), tiny_config());
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Trainer::resume_or_new(&config, dir.path(), &Device::Cpu).unwrap();
+    first.progress = false;
+    assert_eq!(first.epoch, 0);
+    first.train_epoch(&data).unwrap();
+    drop(first);
+    let again = Trainer::resume_or_new(&config, dir.path(), &Device::Cpu).unwrap();
+    assert_eq!((again.epoch, again.step), (1, 8));
+    assert_eq!(again.gan.config, config);
+    let longer = config.clone().with("epochs", "9").unwrap();
+    let longer = Trainer::resume_or_new(&longer, dir.path(), &Device::Cpu).unwrap();
+    assert_eq!((longer.epoch, longer.gan.config.epochs), (1, 9));
+    let other = config.with("batch_size", "16").unwrap();
+    let error = Trainer::resume_or_new(&other, dir.path(), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("batch_size = 16"), "{error}");
+    assert!(error.contains(&dir.path().display().to_string()), "{error}");
+}
+
 /// An edited config.toml would be overwritten by a resume: refused, naming the change.
 #[test]
 fn resume_refuses_a_config_file_edited_after_the_checkpoint() {

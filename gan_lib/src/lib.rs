@@ -27,6 +27,9 @@ use std::path::PathBuf;
 
 pub use candle_core;
 pub use candle_nn;
+/// The plotting library gan_lib draws with, its `evcxr` feature on: a notebook needs no `:dep`
+/// of its own for `gan_lib::plotters::prelude::*` or `gan_lib::plotters::evcxr::evcxr_figure`.
+pub use plotters;
 
 /// Sets how many CPU threads training uses: `threads`, or when `None` the
 /// `RAYON_NUM_THREADS` already set, else every core. They run gan_lib's matrix products (see

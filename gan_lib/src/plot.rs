@@ -212,6 +212,22 @@ pub fn upscale(picture: &Picture, scale: u32) -> Picture {
     }
 }
 
+/// Pictures side by side, top-aligned on white with a 16-pixel gap: for example a sample grid
+/// beside the loss curves, shown as one output (an evcxr cell shows one picture per cell).
+pub fn beside(pictures: &[&Picture]) -> Picture {
+    const GAP: u32 = 16;
+    let width =
+        pictures.iter().map(|p| p.size().0).sum::<u32>() + GAP * (pictures.len().max(1) as u32 - 1);
+    let height = pictures.iter().map(|p| p.size().1).max().unwrap_or(0);
+    let mut row = Picture::blank(width.max(1), height.max(1));
+    let mut x = 0;
+    for picture in pictures {
+        image::imageops::replace(&mut row.image, &picture.image, x as i64, 0);
+        x += picture.size().0 + GAP;
+    }
+    row
+}
+
 /// One point of a loss curve.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LossPoint {
@@ -297,6 +313,23 @@ pub fn loss_curves(points: &[LossPoint], title: &str) -> Result<Picture, PlotErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn beside_places_pictures_left_to_right_top_aligned() {
+        let mut small = Picture::blank(3, 2);
+        small.image.put_pixel(0, 0, image::Rgb([1, 2, 3]));
+        let mut tall = Picture::blank(4, 5);
+        tall.image.put_pixel(3, 4, image::Rgb([7, 8, 9]));
+        let row = beside(&[&small, &tall]);
+        assert_eq!(row.size(), (3 + 16 + 4, 5));
+        assert_eq!(row.image.get_pixel(0, 0).0, [1, 2, 3]);
+        assert_eq!(row.image.get_pixel(3 + 16 + 3, 4).0, [7, 8, 9]);
+        assert_eq!(
+            row.image.get_pixel(1, 4).0,
+            [255, 255, 255],
+            "white below the short one"
+        );
+    }
 
     #[test]
     fn base64_matches_known_values() {

@@ -384,6 +384,39 @@ impl Trainer {
         Ok(trainer)
     }
 
+    /// Continues the run in `run_dir` when it has a checkpoint (trained up to `config.epochs`),
+    /// else starts it there with `config`. A notebook's training cell written with it can be
+    /// run again after the kernel lost its variables (an interrupted cell restarts evcxr's
+    /// process): it picks up after the last finished epoch. The saved config must match
+    /// `config` apart from `epochs`, as for [`Trainer::resume`].
+    pub fn resume_or_new(
+        config: &TrainConfig,
+        run_dir: impl Into<PathBuf>,
+        device: &Device,
+    ) -> Result<Trainer, TrainError> {
+        let run_dir = run_dir.into();
+        let started = RunPaths {
+            root: run_dir.clone(),
+        }
+        .checkpoint()
+        .exists();
+        if started {
+            let trainer = Trainer::resume(&run_dir, Some(config.epochs), device)?;
+            match config_changes(config, &trainer.gan.config, "the run") {
+                None => Ok(trainer),
+                Some(changes) => Err(TrainError::Resume {
+                    path: run_dir,
+                    message: format!(
+                        "the run there was trained with another config ({changes}): give this \
+                         config a new folder, or delete the old run to start over"
+                    ),
+                }),
+            }
+        } else {
+            Trainer::new(config, run_dir, device)
+        }
+    }
+
     /// Continues the run in `run_dir` from its last checkpoint, with the config saved there
     /// (its `epochs` replaced by `epochs` when given, to train longer).
     pub fn resume(
@@ -817,6 +850,14 @@ impl Trainer {
         Ok(reports)
     }
 
+    /// What a notebook shows after an epoch: the fixed-noise samples beside the loss curves of
+    /// the whole run so far.
+    pub fn view(&self) -> Result<Picture, TrainError> {
+        let curves =
+            plot::loss_curves(&self.history, &format!("{}: losses", self.gan.config.name))?;
+        Ok(plot::beside(&[&self.sample_grid()?, &curves]))
+    }
+
     /// The fixed-noise samples (8x8; 10x10 for a conditional GAN, a row per digit, a column
     /// per noise vector), generated in evaluation mode, scaled up 2x.
     pub fn sample_grid(&self) -> Result<Picture, TrainError> {
@@ -916,30 +957,39 @@ fn check_config_file(paths: &RunPaths, saved: &TrainConfig) -> Result<(), TrainE
         path: paths.root.clone(),
         message,
     };
-    let mut edited = TrainConfig::from_toml(&text, &path.display().to_string())
+    let edited = TrainConfig::from_toml(&text, &path.display().to_string())
         .map_err(|e| resume_error(e.to_string()))?;
-    edited.epochs = saved.epochs;
-    let (edited, saved) = (edited.to_toml(), saved.to_toml());
-    if edited == saved {
-        return Ok(());
+    match config_changes(&edited, saved, "the checkpoint") {
+        None => Ok(()),
+        Some(changes) => Err(resume_error(format!(
+            "config.toml differs from the config saved in checkpoint.safetensors ({changes}). A \
+             run resumes with the config its weights were trained with: undo the edit (or \
+             delete config.toml), or train a new run with the new settings"
+        ))),
     }
-    let changes: Vec<String> = edited
+}
+
+/// How `config` differs from `other` apart from `epochs` (up to three settings, as
+/// "`a` where {other_name} has `b`"), or `None` when they agree.
+fn config_changes(config: &TrainConfig, other: &TrainConfig, other_name: &str) -> Option<String> {
+    let mut config = config.clone();
+    config.epochs = other.epochs;
+    let (config, other) = (config.to_toml(), other.to_toml());
+    if config == other {
+        return None;
+    }
+    let changes: Vec<String> = config
         .lines()
-        .zip(saved.lines())
+        .zip(other.lines())
         .filter(|(a, b)| a != b)
         .take(3)
-        .map(|(a, b)| format!("`{}` where the checkpoint has `{}`", a.trim(), b.trim()))
+        .map(|(a, b)| format!("`{}` where {other_name} has `{}`", a.trim(), b.trim()))
         .collect();
-    Err(resume_error(format!(
-        "config.toml differs from the config saved in checkpoint.safetensors ({}). A run \
-         resumes with the config its weights were trained with: undo the edit (or delete \
-         config.toml), or train a new run with the new settings",
-        if changes.is_empty() {
-            "in its layout".to_owned()
-        } else {
-            changes.join("; ")
-        }
-    )))
+    Some(if changes.is_empty() {
+        "in its layout".to_owned()
+    } else {
+        changes.join("; ")
+    })
 }
 
 /// Writes a file of the run atomically (see [`checkpoint::write_atomic`]).
