@@ -285,6 +285,9 @@ fn resume_or_new_starts_then_continues_and_refuses_another_config() {
     let longer = config.clone().with("epochs", "9").unwrap();
     let longer = Trainer::resume_or_new(&longer, dir.path(), &Device::Cpu).unwrap();
     assert_eq!((longer.epoch, longer.gan.config.epochs), (1, 9));
+    let mut described = config.clone();
+    described.description = "the same recipe, described anew".into();
+    assert!(Trainer::resume_or_new(&described, dir.path(), &Device::Cpu).is_ok());
     let other = config.with("batch_size", "16").unwrap();
     let error = Trainer::resume_or_new(&other, dir.path(), &Device::Cpu)
         .err()

@@ -387,8 +387,8 @@ impl Trainer {
     /// Continues the run in `run_dir` when it has a checkpoint (trained up to `config.epochs`),
     /// else starts it there with `config`. A notebook's training cell written with it can be
     /// run again after the kernel lost its variables (an interrupted cell restarts evcxr's
-    /// process): it picks up after the last finished epoch. The saved config must match
-    /// `config` apart from `epochs`, as for [`Trainer::resume`].
+    /// process): it picks up after the last finished epoch. The run's config must match
+    /// `config` apart from `epochs` and `description`, or it is an error naming the difference.
     pub fn resume_or_new(
         config: &TrainConfig,
         run_dir: impl Into<PathBuf>,
@@ -402,7 +402,12 @@ impl Trainer {
         .exists();
         if started {
             let trainer = Trainer::resume(&run_dir, Some(config.epochs), device)?;
-            match config_changes(config, &trainer.gan.config, "the run") {
+            // The description documents a preset; it changes nothing in training.
+            let mut asked = config.clone();
+            asked
+                .description
+                .clone_from(&trainer.gan.config.description);
+            match config_changes(&asked, &trainer.gan.config, "the run") {
                 None => Ok(trainer),
                 Some(changes) => Err(TrainError::Resume {
                     path: run_dir,
