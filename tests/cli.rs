@@ -28,6 +28,7 @@ fn presets_are_listed() {
         "wide-mlp",
         "mlp-hinge-sn",
         "mlp-wgan-gp",
+        "dcgan-wgan-gp",
         "fc-gan-64",
         "dcgan-course",
         "mlp-smoothing",

@@ -121,27 +121,58 @@ fn resume_is_exact_with_ema_spectral_norm_and_each_loss() {
 /// with respect to D's weights: both are checked against central differences, in f64.
 #[test]
 fn gradient_penalty_and_its_weight_gradient_match_finite_differences() {
-    check_penalty_gradients(false);
+    check_penalty_gradients(&mlp_critic(false), false);
 }
 
 /// The same for a conditional (projection) discriminator, judging each image as its label.
 #[test]
 fn conditional_gradient_penalty_matches_finite_differences() {
-    check_penalty_gradients(true);
+    check_penalty_gradients(&mlp_critic(true), true);
 }
 
-fn check_penalty_gradients(conditional: bool) {
-    let config = TrainConfig::preset("quick-mlp")
+/// A convolutional critic: back through each convolution by the transposed convolution
+/// (the second one's stride skips a row and a column, which come back as output padding),
+/// then the linear head and the label projection; and one whose last convolution gives the
+/// logit itself.
+#[test]
+fn convolutional_gradient_penalty_matches_finite_differences() {
+    let head = "[{ channels = 3, kernel = 4, stride = 2, padding = 1 }, \
+                { channels = 4, kernel = 3, stride = 2 }]";
+    let conditional = conv_critic(head, true)
+        .with("model.conditional", "true")
+        .unwrap();
+    check_penalty_gradients(&conditional, true);
+    let no_head = "[{ channels = 3, kernel = 4, stride = 2, padding = 1 }, \
+                   { channels = 2, kernel = 4, stride = 2, padding = 1 }, \
+                   { channels = 1, kernel = 7, stride = 1 }]";
+    check_penalty_gradients(&conv_critic(no_head, false), false);
+}
+
+fn mlp_critic(conditional: bool) -> TrainConfig {
+    TrainConfig::preset("quick-mlp")
         .unwrap()
         .with("model.d_hidden", "[6, 5]")
         .unwrap()
         .with("model.d_spectral_norm", "true")
         .unwrap()
         .with("model.conditional", &conditional.to_string())
-        .unwrap();
-    let ModelConfig::Mlp(_) = &config.model else {
-        unreachable!()
-    };
+        .unwrap()
+}
+
+fn conv_critic(d_layers: &str, linear_head: bool) -> TrainConfig {
+    TrainConfig::preset("dcgan-course")
+        .unwrap()
+        .with("model.d_linear_head", &linear_head.to_string())
+        .unwrap()
+        .with("model.d_layers", d_layers)
+        .unwrap()
+        .with("model.d_spectral_norm", "true")
+        .unwrap()
+        .with("loss", "wgan-gp")
+        .unwrap()
+}
+
+fn check_penalty_gradients(config: &TrainConfig, conditional: bool) {
     let device = Device::Cpu;
     let vars = VarMap::new();
     let d = Discriminator::new(
@@ -201,12 +232,26 @@ fn check_penalty_gradients(conditional: bool) {
     let penalty = gradient_penalty(&d, &images, labels).unwrap();
     let grads = penalty.backward().unwrap();
     let mut checked = 0;
-    let mut names = vec![
-        "hidden.0.linear.weight",
-        "hidden.1.linear.weight",
-        "out.weight",
-        "hidden.1.linear.bias",
-    ];
+    let (mut names, first) = match &config.model {
+        ModelConfig::Mlp(_) => (
+            vec![
+                "hidden.0.linear.weight",
+                "hidden.1.linear.weight",
+                "out.weight",
+                "hidden.1.linear.bias",
+            ],
+            "hidden.0.linear.weight",
+        ),
+        ModelConfig::Dcgan(d) => {
+            let mut names = vec!["layers.0.conv.weight", "layers.1.conv.weight"];
+            if d.d_linear_head {
+                names.push("out.weight");
+            } else {
+                names.push("layers.2.conv.weight");
+            }
+            (names, "layers.0.conv.weight")
+        }
+    };
     if conditional {
         names.push("label_projection.weight");
     }
@@ -248,7 +293,7 @@ fn check_penalty_gradients(conditional: bool) {
     // (A bias changes the input gradient only by moving a unit across its kink, so the
     // penalty's bias gradient is zero almost everywhere; the weights' are not.)
     let w = grads
-        .get(vars.data().lock().unwrap()["hidden.0.linear.weight"].as_tensor())
+        .get(vars.data().lock().unwrap()[first].as_tensor())
         .unwrap();
     assert!(
         w.abs()
@@ -268,10 +313,11 @@ fn wgan_gp_refuses_what_it_cannot_penalise() {
         let error = base.with(key, value).unwrap_err().to_string();
         assert!(error.contains("wgan-gp"), "{key}: {error}");
     }
+    // dcgan-course's critic has BatchNorm.
     let dcgan = TrainConfig::preset("dcgan-course")
         .unwrap()
         .with("loss", "wgan-gp");
-    assert!(dcgan.unwrap_err().to_string().contains("MLP"));
+    assert!(dcgan.unwrap_err().to_string().contains("BatchNorm"));
     for (key, value) in [
         ("ema_decay", "1.0"),
         ("ema_decay", "-0.1"),

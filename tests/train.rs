@@ -15,9 +15,10 @@ use gan_lib::train::{Gan, TrainError, Trainer};
 /// Trainable parameters (G, D) of each preset, as the source designs count them.
 /// dcgan-course: the course's Generator(z_dim=64, hidden_dim=64) and Discriminator(hidden_dim=16).
 /// dcgan-tf: Keras reports 2,330,944 for G including BatchNorm's 25,472 moving statistics.
+/// dcgan-wgan-gp is dcgan-course without the critic's BatchNorm (96 parameters).
 /// cgan-mlp and cgan-dcgan add the label's 10 inputs to G's first layer and D's projection
 /// (10 x the features entering D's head) to their unconditional designs.
-const PARAMS: [(&str, usize, usize); 13] = [
+const PARAMS: [(&str, usize, usize); 14] = [
     ("cgan-fast", 551_952 + 2_560, 533_505 + 2_560),
     ("fast-mlp", 551_952, 533_505),
     ("quick-mlp", 551_952, 533_505),
@@ -28,6 +29,7 @@ const PARAMS: [(&str, usize, usize); 13] = [
     ("fc-gan-100", 1_486_352, 1_460_225),
     ("mlp-hinge-sn", 1_497_104, 533_505),
     ("mlp-wgan-gp", 1_497_104, 533_505),
+    ("dcgan-wgan-gp", 747_841, 9_105 - 96),
     ("wide-mlp", 1_497_104, 533_505),
     ("cgan-mlp", 1_497_104 + 2_560, 533_505 + 2_560),
     ("cgan-dcgan", 747_841 + 23_040, 8_592 + 801 + 8_000),

@@ -287,7 +287,7 @@ pub enum ConfigError {
 }
 
 /// The presets in `configs/`, by name. The first is the default.
-pub const PRESETS: [(&str, &str); 13] = [
+pub const PRESETS: [(&str, &str); 14] = [
     ("cgan-fast", include_str!("../../configs/cgan-fast.toml")),
     ("fast-mlp", include_str!("../../configs/fast-mlp.toml")),
     ("quick-mlp", include_str!("../../configs/quick-mlp.toml")),
@@ -309,6 +309,10 @@ pub const PRESETS: [(&str, &str); 13] = [
     (
         "mlp-wgan-gp",
         include_str!("../../configs/mlp-wgan-gp.toml"),
+    ),
+    (
+        "dcgan-wgan-gp",
+        include_str!("../../configs/dcgan-wgan-gp.toml"),
     ),
     ("wide-mlp", include_str!("../../configs/wide-mlp.toml")),
     ("cgan-mlp", include_str!("../../configs/cgan-mlp.toml")),
@@ -473,8 +477,10 @@ impl TrainConfig {
                 ModelConfig::Mlp(m) if m.d_batch_norm || m.d_dropout > 0.0 => {
                     return Err("loss = \"wgan-gp\" needs a discriminator without BatchNorm or dropout (model.d_batch_norm = false, model.d_dropout = 0): the penalty is taken per image".into());
                 }
-                ModelConfig::Dcgan(_) => {
-                    return Err("loss = \"wgan-gp\" is implemented for MLP discriminators (model.kind = \"mlp\") only".into());
+                ModelConfig::Dcgan(d)
+                    if d.d_dropout > 0.0 || d.d_layers.iter().any(|l| l.batch_norm) =>
+                {
+                    return Err("loss = \"wgan-gp\" needs a discriminator without BatchNorm or dropout (batch_norm = false in every model.d_layers entry, model.d_dropout = 0): the penalty is taken per image".into());
                 }
                 _ => {}
             }

@@ -269,13 +269,11 @@ impl Discriminator {
 
     /// The gradient of each image's logit (as `labels` for a conditional D) with respect to
     /// its pixels, `(b, 784)`, as a graph that autograd can differentiate again (for WGAN-GP's
-    /// penalty). MLP discriminators without BatchNorm or dropout only.
+    /// penalty). Discriminators without BatchNorm or dropout only.
     pub fn input_gradient(&self, images: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         match self {
             Discriminator::Mlp(d) => d.input_gradient(images, labels),
-            Discriminator::Dcgan(_) => {
-                candle_core::bail!("the input gradient is implemented for MLP discriminators only")
-            }
+            Discriminator::Dcgan(d) => d.input_gradient(images, labels),
         }
     }
 
