@@ -47,7 +47,7 @@ spec.write_text(json.dumps(kernel, indent=2) + "\n")
 print(f"kernel 'rust': {spec} (build folder {build_dir})")
 PY
 
-echo "compiling gan_lib for the notebooks (6-8 minutes the first time, seconds after)"
+echo "compiling gan_lib for the notebooks (about 5 minutes on 2 cores the first time, seconds after)"
 started=$(date +%s)
 python3 tests/run_notebooks.py --first-cells notebooks/01-training-a-gan.ipynb
 echo "ready in $(( $(date +%s) - started )) s"

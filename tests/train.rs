@@ -297,6 +297,9 @@ fn resume_or_new_starts_then_continues_and_refuses_another_config() {
         .to_string();
     assert!(error.contains("batch_size = 16"), "{error}");
     assert!(error.contains(&dir.path().display().to_string()), "{error}");
+    // Refused before anything was written: the run's config.toml is still its own.
+    let written = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(written.contains("batch_size = 32"), "{written}");
 }
 
 /// An edited config.toml would be overwritten by a resume: refused, naming the change.

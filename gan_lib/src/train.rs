@@ -394,32 +394,27 @@ impl Trainer {
         run_dir: impl Into<PathBuf>,
         device: &Device,
     ) -> Result<Trainer, TrainError> {
-        let run_dir = run_dir.into();
-        let started = RunPaths {
-            root: run_dir.clone(),
+        let paths = RunPaths {
+            root: run_dir.into(),
+        };
+        if !paths.checkpoint().exists() {
+            return Trainer::new(config, paths.root, device);
         }
-        .checkpoint()
-        .exists();
-        if started {
-            let trainer = Trainer::resume(&run_dir, Some(config.epochs), device)?;
-            // The description documents a preset; it changes nothing in training.
-            let mut asked = config.clone();
-            asked
-                .description
-                .clone_from(&trainer.gan.config.description);
-            match config_changes(&asked, &trainer.gan.config, "the run") {
-                None => Ok(trainer),
-                Some(changes) => Err(TrainError::Resume {
-                    path: run_dir,
-                    message: format!(
-                        "the run there was trained with another config ({changes}): give this \
-                         config a new folder, or delete the old run to start over"
-                    ),
-                }),
-            }
-        } else {
-            Trainer::new(config, run_dir, device)
+        // Compared before resuming, which would rewrite the run's config.toml.
+        let saved = TensorFile::read(paths.checkpoint(), device)?.config()?;
+        // The description documents a preset; it changes nothing in training.
+        let mut asked = config.clone();
+        asked.description.clone_from(&saved.description);
+        if let Some(changes) = config_changes(&asked, &saved, "the run") {
+            return Err(TrainError::Resume {
+                path: paths.root,
+                message: format!(
+                    "the run there was trained with another config ({changes}): give this \
+                     config a new folder, or delete the old run to start over"
+                ),
+            });
         }
+        Trainer::resume(paths.root, Some(config.epochs), device)
     }
 
     /// Continues the run in `run_dir` from its last checkpoint, with the config saved there
