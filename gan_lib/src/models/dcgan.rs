@@ -282,8 +282,7 @@ impl Discriminator {
             let side = x.dim(3)?;
             let pre = block.layer.forward(&x)?.detach();
             let slopes = if out.is_some() || i != last {
-                let positive = pre.ge(0.0)?.to_dtype(pre.dtype())?;
-                let slopes = ((positive * (1.0 - slope))? + slope)?;
+                let slopes = super::activation_slopes(&pre, slope)?;
                 x = (&pre * &slopes)?;
                 Some(slopes)
             } else {

@@ -235,8 +235,7 @@ impl Discriminator {
         let mut slopes = Vec::new();
         for block in &hidden {
             let pre = block.layer.forward(&x)?.detach();
-            let positive = pre.ge(0.0)?.to_dtype(pre.dtype())?;
-            let slopes_here = ((positive * (1.0 - slope))? + slope)?;
+            let slopes_here = super::activation_slopes(&pre, slope)?;
             x = (&pre * &slopes_here)?;
             slopes.push(slopes_here);
         }
