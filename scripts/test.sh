@@ -17,3 +17,5 @@ export MNIST_GAN_QUICK=1
 python3 tests/run_notebooks.py
 # Interrupting a training cell, then re-running the cells, picks the run up where it stopped.
 python3 tests/notebook_interrupt.py
+# Two notebooks open at once: each kernel compiles in a build folder of its own.
+python3 tests/notebook_two_kernels.py

@@ -71,7 +71,7 @@ def run(kc, code, timeout=900, on_output=None):
 
 def main():
     shutil.rmtree(RUN_DIR, ignore_errors=True)
-    km, kc = start_new_kernel(kernel_name="rust", cwd=str(ROOT / "notebooks"))
+    km, kc = start_new_kernel(kernel_name="mnist-gan", cwd=str(ROOT / "notebooks"))
     try:
         for code in (SETUP, CELLS):
             out, error = run(kc, code)

@@ -23,12 +23,17 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
+# The kernel scripts/setup-notebooks.sh installs: evcxr with the project's build settings.
+KERNEL = "mnist-gan"
 ERROR_PATTERNS = [re.compile(p) for p in (r"panicked at", r"^error(\[E\d+\])?:", r"variable was lost")]
 
 
 def problems(notebook):
     """(cell index, message) for every error or missing figure."""
     found = []
+    asked = notebook.metadata.get("kernelspec", {}).get("name")
+    if asked != KERNEL:
+        found.append((-1, f"the notebook asks for the kernel {asked!r}; the notebooks use {KERNEL!r}"))
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
@@ -74,7 +79,7 @@ def main():
             code = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
             notebook.cells = notebook.cells[: code[1] + 1]
         started = time.time()
-        client = NotebookClient(notebook, kernel_name="rust", timeout=3600, allow_errors=True, resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(notebook, kernel_name=KERNEL, timeout=3600, allow_errors=True, resources={"metadata": {"path": str(path.parent)}})
         try:
             client.execute()
             found = problems(notebook)
