@@ -33,8 +33,11 @@ def main():
     base = options.build_dir.expanduser()
     for slot in range(MAX_FOLDERS):
         folder = base if slot == 0 else base.with_name(f"{base.name}-{slot}")
-        folder.mkdir(parents=True, exist_ok=True)
-        lock = os.open(folder.with_name(folder.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = os.open(folder.with_name(folder.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            sys.exit(f"mnist-gan kernel: cannot use the build folder {folder}: {error}")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -6,8 +6,8 @@ evcxr takes no lock on its build folder; two kernels sharing one overwrite each 
 scripts/kernel_launcher.py, which gives every running kernel its own folder and keeps them for
 the next kernels. This script checks, with the installed mnist-gan kernel's command and settings
 but build folders of its own (so the warm ones are left alone):
-  1. the launcher: two kernels started together get different folders, and a kernel started
-     after both have exited gets the first folder again;
+  1. the launcher: two kernels started together get different folders, a kernel started
+     after both have exited gets the first folder again, and a missing evcxr is named;
   2. the real kernel: two kernels compiling and running cells at the same moment each get the
      results of their own cells.
 
@@ -54,6 +54,12 @@ def check_launcher(scratch):
         return f"two kernels at once got {folders}, expected the folders {sorted(expected)}"
     if again != str(base):
         return f"a kernel started after both exited got {again}, expected {base} (a lock was kept)"
+    # A kernel that cannot start says why, in the kernel's log that Jupyter shows.
+    missing = subprocess.run(
+        [sys.executable, str(LAUNCHER), "--evcxr", str(scratch / "no-evcxr"), "--build-dir", str(base)],
+        capture_output=True, text=True)
+    if missing.returncode == 0 or "cannot run" not in missing.stderr:
+        return f"a missing evcxr_jupyter gave exit {missing.returncode} and {missing.stderr!r}"
     return None
 
 
