@@ -172,27 +172,98 @@ fn conv_critic(d_layers: &str, linear_head: bool) -> TrainConfig {
         .unwrap()
 }
 
-fn check_penalty_gradients(config: &TrainConfig, conditional: bool) {
+/// A critic of `config` in `dtype` with seeded weights (the same numbers in every dtype), and
+/// three seeded images.
+fn seeded_critic(config: &TrainConfig, dtype: DType) -> (VarMap, Discriminator, Tensor) {
     let device = Device::Cpu;
     let vars = VarMap::new();
     let d = Discriminator::new(
         &config.model,
-        VarBuilder::from_varmap(&vars, DType::F64, &device),
+        VarBuilder::from_varmap(&vars, dtype, &device),
     )
     .unwrap();
-    // Weights drawn in f64 (init_weights draws f32); power iteration makes sn_u a unit vector.
+    // init_weights draws f32; power iteration makes sn_u a unit vector.
     let mut draws = rng::seeded(4);
     let mut named: Vec<(String, Var)> = vars.data().lock().unwrap().clone().into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     for (_, var) in &named {
         let value = rng::randn(&mut draws, var.shape(), 0.0, 0.3, &device).unwrap();
-        var.set(&value.to_dtype(DType::F64).unwrap()).unwrap();
+        var.set(&value.to_dtype(dtype).unwrap()).unwrap();
     }
     d.update_spectral_norm().unwrap();
     let images = rng::randn(&mut rng::seeded(5), (3, 1, 28, 28), 0.0, 1.0, &device)
         .unwrap()
-        .to_dtype(DType::F64)
+        .to_dtype(dtype)
         .unwrap();
+    (vars, d, images)
+}
+
+/// In f32 on the CPU a convolutional critic's input gradient goes back through gan_lib's
+/// fused transposed convolution, in f64 through candle's (checked against finite differences
+/// above): the penalty and its gradient for every weight agree.
+#[test]
+fn fused_convolutional_penalty_matches_the_reference() {
+    let head = "[{ channels = 3, kernel = 4, stride = 2, padding = 1 }, \
+                { channels = 4, kernel = 3, stride = 2 }]";
+    let no_head = "[{ channels = 3, kernel = 4, stride = 2, padding = 1 }, \
+                   { channels = 2, kernel = 4, stride = 2, padding = 1 }, \
+                   { channels = 1, kernel = 7, stride = 1 }]";
+    let conditional = conv_critic(head, true)
+        .with("model.conditional", "true")
+        .unwrap();
+    let digits = Tensor::new(&[3u32, 7, 0], &Device::Cpu).unwrap();
+    for (config, labels) in [
+        (conditional, Some(&digits)),
+        (conv_critic(no_head, false), None),
+    ] {
+        let (vars64, d64, images64) = seeded_critic(&config, DType::F64);
+        let (vars32, d32, images32) = seeded_critic(&config, DType::F32);
+        let penalty64 = gradient_penalty(&d64, &images64, labels).unwrap();
+        let penalty32 = gradient_penalty(&d32, &images32, labels).unwrap();
+        let (p64, p32) = (
+            penalty64.to_scalar::<f64>().unwrap(),
+            penalty32.to_scalar::<f32>().unwrap() as f64,
+        );
+        assert!(
+            (p64 - p32).abs() < 1e-4 * p64.abs().max(1.0),
+            "penalty {p64} vs {p32}"
+        );
+        let (grads64, grads32) = (penalty64.backward().unwrap(), penalty32.backward().unwrap());
+        let data32 = vars32.data().lock().unwrap();
+        for (name, var64) in vars64.data().lock().unwrap().iter() {
+            let reference = grads64.get(var64.as_tensor());
+            let fused = grads32.get(data32[name].as_tensor());
+            let values = |g: Option<&Tensor>| -> Vec<f64> {
+                g.map(|g| {
+                    g.to_dtype(DType::F64)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1()
+                        .unwrap()
+                })
+                .unwrap_or_default()
+            };
+            let (reference, fused) = (values(reference), values(fused));
+            assert_eq!(
+                reference.len(),
+                fused.len(),
+                "{name}: one path has no gradient"
+            );
+            let scale = reference.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+            for (a, b) in reference.iter().zip(&fused) {
+                assert!(
+                    (a - b).abs() < 1e-3 * scale,
+                    "{name}: {a} (f64, candle) vs {b} (f32, fused)"
+                );
+            }
+        }
+    }
+}
+
+fn check_penalty_gradients(config: &TrainConfig, conditional: bool) {
+    let device = Device::Cpu;
+    let (vars, d, images) = seeded_critic(config, DType::F64);
     let digits = Tensor::new(&[3u32, 7, 0], &device).unwrap();
     let labels = conditional.then_some(&digits);
     let logits_sum = |x: &Tensor| -> f64 {

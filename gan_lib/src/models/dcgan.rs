@@ -260,7 +260,8 @@ impl Discriminator {
     /// that autograd can differentiate with respect to the weights (see the MLP's
     /// `input_gradient`): the activation's slopes at each convolution's output are constants,
     /// and going back through a convolution is the transposed convolution with the same
-    /// weight, whose backward candle has for both its arguments. Needs no BatchNorm and no
+    /// weight ([`Conv2d::input_gradient`]: gan_lib's fused kernel in f32 on the CPU, candle's
+    /// otherwise), whose backward exists for both its arguments. Needs no BatchNorm and no
     /// dropout.
     pub fn input_gradient(&self, images: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         if self.config.d_dropout > 0.0 || self.layers.iter().any(|b| b.norm.is_some()) {
@@ -309,18 +310,7 @@ impl Discriminator {
             if let Some(slopes) = slopes {
                 gradient = (gradient * slopes)?;
             }
-            let conv = &block.layer;
-            let (kernel, out_side) = (conv.weight().dim(3)?, gradient.dim(3)?);
-            // The rows and columns a strided convolution skipped at the end come back as zeros.
-            let restored = (out_side - 1) * conv.stride + kernel;
-            let output_padding = (side + 2 * conv.padding).saturating_sub(restored);
-            gradient = gradient.conv_transpose2d(
-                conv.weight(),
-                conv.padding,
-                output_padding,
-                conv.stride,
-                1,
-            )?;
+            gradient = block.layer.input_gradient(&gradient, *side)?;
         }
         gradient.flatten_from(1)
     }

@@ -71,6 +71,24 @@ impl Conv2d {
             ..self.clone()
         }
     }
+
+    /// Carries `gradient`, a gradient at the layer's output `(n, o, oh, ow)`, back to its
+    /// input `(n, c, side, side)`: the transposed convolution with the layer's kernel and no
+    /// bias; rows and columns that a strided convolution skipped at the end come back as
+    /// zeros. Differentiable with respect to `gradient` and the kernel (a gradient penalty
+    /// differentiates it again).
+    pub fn input_gradient(&self, gradient: &Tensor, side: usize) -> Result<Tensor> {
+        let (kernel, out_side) = (self.weight().dim(3)?, gradient.dim(3)?);
+        let restored = out_side.saturating_sub(1) * self.stride + kernel;
+        let output_padding = (side + 2 * self.padding).saturating_sub(restored);
+        if ops::fused(gradient) {
+            let geometry = (self.stride, self.padding, output_padding);
+            ops::conv::conv_transpose2d(gradient, self.weight(), None, geometry)
+        } else {
+            let (stride, padding) = (self.stride, self.padding);
+            gradient.conv_transpose2d(self.weight(), padding, output_padding, stride, 1)
+        }
+    }
 }
 
 impl Module for Conv2d {
