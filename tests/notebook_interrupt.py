@@ -18,6 +18,8 @@ from pathlib import Path
 
 from jupyter_client.manager import start_new_kernel
 
+from run_notebooks import KERNEL
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / "outputs" / "interrupt-check"
 
@@ -71,7 +73,7 @@ def run(kc, code, timeout=900, on_output=None):
 
 def main():
     shutil.rmtree(RUN_DIR, ignore_errors=True)
-    km, kc = start_new_kernel(kernel_name="mnist-gan", cwd=str(ROOT / "notebooks"))
+    km, kc = start_new_kernel(kernel_name=KERNEL, cwd=str(ROOT / "notebooks"))
     try:
         for code in (SETUP, CELLS):
             out, error = run(kc, code)

@@ -26,6 +26,7 @@ from jupyter_client.manager import start_new_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from notebook_interrupt import run  # noqa: E402
+from run_notebooks import KERNEL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "scripts" / "kernel_launcher.py"
@@ -63,10 +64,10 @@ def check_launcher(scratch):
     return None
 
 
-def test_kernelspec(scratch):
-    """A copy of the installed mnist-gan kernel whose build folders lie in `scratch`."""
+def scratch_kernelspec(scratch):
+    """A copy of the installed KERNEL whose build folders lie in `scratch`."""
     manager = KernelSpecManager()
-    installed = Path(manager.get_kernel_spec("mnist-gan").resource_dir)
+    installed = Path(manager.get_kernel_spec(KERNEL).resource_dir)
     spec_dir = scratch / "mnist-gan-two-kernels"
     shutil.copytree(installed, spec_dir)
     kernel = json.loads((spec_dir / "kernel.json").read_text())
@@ -78,7 +79,7 @@ def test_kernelspec(scratch):
 
 
 def check_kernels(scratch):
-    manager = test_kernelspec(scratch)
+    manager = scratch_kernelspec(scratch)
     kernels = []
     try:
         for _ in range(2):

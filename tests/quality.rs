@@ -136,16 +136,24 @@ fn conditional_gradient_penalty_matches_finite_differences() {
 /// logit itself.
 #[test]
 fn convolutional_gradient_penalty_matches_finite_differences() {
+    for (config, conditional) in conv_critics() {
+        check_penalty_gradients(&config, conditional);
+    }
+}
+
+/// The two convolutional critics the penalty tests use, each with whether it is conditional:
+/// one with a linear head and the label projection, whose second convolution needs output
+/// padding on the way back; one whose last convolution gives the logit itself.
+fn conv_critics() -> [(TrainConfig, bool); 2] {
     let head = "[{ channels = 3, kernel = 4, stride = 2, padding = 1 }, \
                 { channels = 4, kernel = 3, stride = 2 }]";
-    let conditional = conv_critic(head, true)
-        .with("model.conditional", "true")
-        .unwrap();
-    check_penalty_gradients(&conditional, true);
     let no_head = "[{ channels = 3, kernel = 4, stride = 2, padding = 1 }, \
                    { channels = 2, kernel = 4, stride = 2, padding = 1 }, \
                    { channels = 1, kernel = 7, stride = 1 }]";
-    check_penalty_gradients(&conv_critic(no_head, false), false);
+    let conditional = conv_critic(head, true)
+        .with("model.conditional", "true")
+        .unwrap();
+    [(conditional, true), (conv_critic(no_head, false), false)]
 }
 
 fn mlp_critic(conditional: bool) -> TrainConfig {
@@ -203,19 +211,9 @@ fn seeded_critic(config: &TrainConfig, dtype: DType) -> (VarMap, Discriminator, 
 /// above): the penalty and its gradient for every weight agree.
 #[test]
 fn fused_convolutional_penalty_matches_the_reference() {
-    let head = "[{ channels = 3, kernel = 4, stride = 2, padding = 1 }, \
-                { channels = 4, kernel = 3, stride = 2 }]";
-    let no_head = "[{ channels = 3, kernel = 4, stride = 2, padding = 1 }, \
-                   { channels = 2, kernel = 4, stride = 2, padding = 1 }, \
-                   { channels = 1, kernel = 7, stride = 1 }]";
-    let conditional = conv_critic(head, true)
-        .with("model.conditional", "true")
-        .unwrap();
     let digits = Tensor::new(&[3u32, 7, 0], &Device::Cpu).unwrap();
-    for (config, labels) in [
-        (conditional, Some(&digits)),
-        (conv_critic(no_head, false), None),
-    ] {
+    for (config, conditional) in conv_critics() {
+        let labels = conditional.then_some(&digits);
         let (vars64, d64, images64) = seeded_critic(&config, DType::F64);
         let (vars32, d32, images32) = seeded_critic(&config, DType::F32);
         let penalty64 = gradient_penalty(&d64, &images64, labels).unwrap();
