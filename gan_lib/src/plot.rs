@@ -244,12 +244,15 @@ pub struct LossPoint {
 pub fn loss_curves(points: &[LossPoint], title: &str) -> Result<Picture, PlotError> {
     let mut picture = Picture::blank(900, 500);
     let last_step = points.last().map_or(1, |p| p.step.max(1));
-    let max_loss = points
-        .iter()
-        .flat_map(|p| [p.d_loss, p.g_loss])
-        .filter(|v| v.is_finite())
-        .fold(1.0f32, f32::max)
-        * 1.05;
+    // Hinge and Wasserstein losses go below zero, so the range holds the lowest value too.
+    let finite = || {
+        points
+            .iter()
+            .flat_map(|p| [p.d_loss, p.g_loss])
+            .filter(|v| v.is_finite())
+    };
+    let max_loss = finite().fold(1.0f32, f32::max) * 1.05;
+    let min_loss = finite().fold(0.0f32, f32::min) * 1.05;
     let window = (points.len() / 100).max(1);
     let smooth = |values: Vec<(u64, f32)>| -> Vec<(u64, f32)> {
         values
@@ -269,7 +272,7 @@ pub fn loss_curves(points: &[LossPoint], title: &str) -> Result<Picture, PlotErr
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(0u64..last_step, 0f32..max_loss)?;
+            .build_cartesian_2d(0u64..last_step, min_loss..max_loss)?;
         chart
             .configure_mesh()
             .x_desc("step")
@@ -377,5 +380,24 @@ mod tests {
             .filter(|p| p.0[0] != p.0[1] || p.0[1] != p.0[2])
             .count();
         assert!(coloured > 1000, "only {coloured} coloured pixels");
+    }
+
+    #[test]
+    fn loss_chart_shows_negative_losses() {
+        // A Wasserstein critic's losses: all below zero.
+        let points: Vec<LossPoint> = (0..500)
+            .map(|i| LossPoint {
+                step: i,
+                d_loss: -1.0,
+                g_loss: -3.0,
+            })
+            .collect();
+        let picture = loss_curves(&points, "Losses").unwrap();
+        let count = |rgb: [u8; 3]| picture.image.pixels().filter(|p| p.0 == rgb).count();
+        // The legend alone has about 40 pixels of each colour; a curve across the chart has hundreds.
+        for (name, rgb) in [("D", [31, 119, 180]), ("G", [255, 127, 14])] {
+            let pixels = count(rgb);
+            assert!(pixels > 400, "the {name} curve has only {pixels} pixels");
+        }
     }
 }
