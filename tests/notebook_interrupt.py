@@ -3,7 +3,7 @@
 
 evcxr 0.22 answers Jupyter's interrupt by killing the process that runs the cells: every
 variable is lost, and the kernel restarts that process. A run loses at most its unfinished
-epoch: the trainer checkpoints after each one, and `Trainer::resume_or_new` in a re-run cell
+epoch: the trainer checkpoints after each one, and `Trainer::open(.., Start::Continue, ..)` in a re-run cell
 picks the run up there. This script does what a class would: runs the setup and training
 cells, presses "interrupt" after a few epochs, re-runs the cells, and checks that training
 continues after the last finished epoch (not from scratch, and not from a broken file).
@@ -28,15 +28,15 @@ CELLS = """
 use gan_lib::candle_core::Device;
 use gan_lib::config::TrainConfig;
 use gan_lib::data::Mnist;
-use gan_lib::train::Trainer;
+use gan_lib::train::{Start, Trainer};
 let mut config = TrainConfig::preset("fast-mlp").unwrap();
 config.limit = Some(3000);
 config.epochs = 1000;
 let mnist = Mnist::load_vendored().unwrap();
 let data = mnist.train.clone().limit(3000);
-let mut trainer = Trainer::resume_or_new(&config, "../outputs/interrupt-check", &Device::Cpu).unwrap();
+let (mut trainer, opened) = Trainer::open(&config, "../outputs/interrupt-check", Start::Continue, &Device::Cpu).unwrap();
 trainer.progress = false;
-println!("starting after epoch {}", trainer.epoch);
+println!("{opened}; starting after epoch {}", trainer.epoch);
 """
 TRAIN = """
 while trainer.epoch < config.epochs {

@@ -10,7 +10,7 @@ use gan_lib::config::{ConfigError, TrainConfig, PRESETS};
 use gan_lib::models::{Discriminator, Generator};
 use gan_lib::nn::{bce_with_logits, count_params, Pass};
 use gan_lib::rng;
-use gan_lib::train::{Gan, TrainError, Trainer};
+use gan_lib::train::{Gan, Opened, Start, TrainError, Trainer};
 
 /// Trainable parameters (G, D) of each preset, as the source designs count them.
 /// dcgan-course: the course's Generator(z_dim=64, hidden_dim=64) and Discriminator(hidden_dim=16).
@@ -270,36 +270,91 @@ fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
     assert_eq!(csv.lines().count(), 1 + 16);
 }
 
-/// What a notebook's training cell does after its kernel lost its variables: the same call
-/// starts the run, then picks it up after the last finished epoch, and refuses another config.
+/// What a notebook's training cell does whenever it is run: the same call starts the run, picks
+/// it up after the last finished epoch (the kernel lost its variables), trains longer when
+/// `epochs` is raised, and starts afresh after a finished run or a changed config, keeping the
+/// earlier run in `<folder>.previous`.
 #[test]
-fn resume_or_new_starts_then_continues_and_refuses_another_config() {
-    let (data, config) = (small_mnist(), tiny_config());
-    let dir = tempfile::tempdir().unwrap();
-    let mut first = Trainer::resume_or_new(&config, dir.path(), &Device::Cpu).unwrap();
-    first.progress = false;
-    assert_eq!(first.epoch, 0);
+fn open_continues_an_unfinished_run_and_restarts_a_finished_or_changed_one() {
+    let (data, config) = (small_mnist(), tiny_config().with("epochs", "2").unwrap());
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("run");
+    let kept = parent.path().join("run.previous");
+    let open = |config: &TrainConfig, start| {
+        let (mut trainer, opened) = Trainer::open(config, &dir, start, &Device::Cpu).unwrap();
+        trainer.progress = false;
+        (trainer, opened)
+    };
+
+    let (mut first, opened) = open(&config, Start::Continue);
+    assert_eq!((opened, first.epoch), (Opened::Started, 0));
     first.train_epoch(&data).unwrap();
+    let after_one = weights(&first.gan.g_vars);
     drop(first);
-    let again = Trainer::resume_or_new(&config, dir.path(), &Device::Cpu).unwrap();
+
+    // Interrupted after epoch 1 of 2: continued, with its weights.
+    let (mut again, opened) = open(&config, Start::Continue);
+    assert_eq!(opened, Opened::Resumed { after_epoch: 1 });
     assert_eq!((again.epoch, again.step), (1, 8));
-    assert_eq!(again.gan.config, config);
-    let longer = config.clone().with("epochs", "9").unwrap();
-    let longer = Trainer::resume_or_new(&longer, dir.path(), &Device::Cpu).unwrap();
-    assert_eq!((longer.epoch, longer.gan.config.epochs), (1, 9));
-    let mut described = config.clone();
-    described.description = "the same recipe, described anew".into();
-    assert!(Trainer::resume_or_new(&described, dir.path(), &Device::Cpu).is_ok());
-    let other = config.with("batch_size", "16").unwrap();
-    let error = Trainer::resume_or_new(&other, dir.path(), &Device::Cpu)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(error.contains("batch_size = 16"), "{error}");
-    assert!(error.contains(&dir.path().display().to_string()), "{error}");
-    // Refused before anything was written: the run's config.toml is still its own.
-    let written = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
-    assert!(written.contains("batch_size = 32"), "{written}");
+    assert_eq!(weights(&again.gan.g_vars), after_one);
+    again.train_epoch(&data).unwrap();
+    let finished = weights(&again.gan.g_vars);
+    drop(again);
+
+    // Finished: run again, the cell trains a new run from epoch 0; the finished one is kept.
+    let (rehearsal, opened) = open(&config, Start::Continue);
+    match &opened {
+        Opened::Restarted { kept: at, reason } => {
+            assert_eq!(at, &kept);
+            assert!(reason.contains("finished its 2 epochs"), "{reason}");
+        }
+        other => panic!("a finished run was not restarted: {other:?}"),
+    }
+    assert_eq!((rehearsal.epoch, rehearsal.step), (0, 0));
+    assert_ne!(weights(&rehearsal.gan.g_vars), finished);
+    let (kept_run, _) = Trainer::open(
+        &config.clone().with("epochs", "3").unwrap(),
+        &kept,
+        Start::Continue,
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(
+        weights(&kept_run.gan.g_vars),
+        finished,
+        "the finished run was not kept whole"
+    );
+    drop((rehearsal, kept_run));
+
+    // Raising `epochs` of an unfinished run trains it longer; the description changes nothing.
+    let mut longer = config.clone().with("epochs", "9").unwrap();
+    longer.description = "the same recipe, described anew".into();
+    open(&config, Start::Continue).0.train_epoch(&data).unwrap();
+    let (longer, opened) = open(&longer, Start::Continue);
+    assert_eq!(opened, Opened::Resumed { after_epoch: 1 });
+    assert_eq!(longer.gan.config.epochs, 9);
+    drop(longer);
+
+    // An edited config: no error, a new run of the new config; the old one kept.
+    let other = config.clone().with("batch_size", "16").unwrap();
+    let (changed, opened) = open(&other, Start::Continue);
+    let Opened::Restarted { reason, .. } = &opened else {
+        panic!("another config did not restart: {opened:?}")
+    };
+    assert!(reason.contains("batch_size = 16"), "{reason}");
+    assert!(opened.to_string().contains("run.previous"), "{opened}");
+    assert_eq!((changed.epoch, changed.gan.config.batch_size), (0, 16));
+    let written = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(written.contains("batch_size = 16"), "{written}");
+    let kept_config = std::fs::read_to_string(kept.join("config.toml")).unwrap();
+    assert!(kept_config.contains("batch_size = 32"), "{kept_config}");
+    drop(changed);
+
+    // Fresh: even an unfinished run of the same config is set aside.
+    open(&other, Start::Continue).0.train_epoch(&data).unwrap();
+    let (fresh, opened) = open(&other, Start::Fresh);
+    assert!(matches!(opened, Opened::Restarted { .. }), "{opened:?}");
+    assert_eq!(fresh.epoch, 0);
 }
 
 /// An edited config.toml would be overwritten by a resume: refused, naming the change.

@@ -291,6 +291,50 @@ pub struct EpochReport {
     pub samples: Option<Picture>,
 }
 
+/// How [`Trainer::open`] treats a run already in its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Continue an unfinished run of the same config; otherwise start afresh.
+    Continue,
+    /// Start afresh whatever the folder holds.
+    Fresh,
+}
+
+/// What [`Trainer::open`] did with the run folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// A new run in a folder that held none.
+    Started,
+    /// The run there, continued after its last finished epoch.
+    Resumed {
+        /// Epochs it had finished.
+        after_epoch: usize,
+    },
+    /// A new run; the folder's earlier run was moved to `kept`.
+    Restarted {
+        /// Where the earlier run now lies.
+        kept: PathBuf,
+        /// Why it was set aside.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Opened::Started => write!(f, "a new run"),
+            Opened::Resumed { after_epoch } => {
+                write!(f, "resuming the run after its epoch {after_epoch}")
+            }
+            Opened::Restarted { kept, reason } => write!(
+                f,
+                "a new run: the one there before is kept in {} ({reason})",
+                kept.display()
+            ),
+        }
+    }
+}
+
 /// The training loop and everything around it.
 pub struct Trainer {
     /// The networks.
@@ -384,37 +428,61 @@ impl Trainer {
         Ok(trainer)
     }
 
-    /// Continues the run in `run_dir` when it has a checkpoint (trained up to `config.epochs`),
-    /// else starts it there with `config`. A notebook's training cell written with it can be
-    /// run again after the kernel lost its variables (an interrupted cell restarts evcxr's
-    /// process): it picks up after the last finished epoch. The run's config must match
-    /// `config` apart from `epochs` and `description`, or it is an error naming the difference.
-    pub fn resume_or_new(
+    /// Opens a run of `config` in `run_dir` the way a notebook's training cell wants, whenever
+    /// it is run: with [`Start::Continue`] it picks up an unfinished run of the same config
+    /// after its last finished epoch (a cell interrupted, the kernel restarted, or `epochs`
+    /// raised to train longer), and starts afresh when the folder holds a finished run or one
+    /// of another config. [`Start::Fresh`] always starts afresh. A run set aside is moved to
+    /// `<run_dir>.previous` (replacing the one there), never deleted. What it did is returned
+    /// beside the trainer, to show the student.
+    pub fn open(
         config: &TrainConfig,
         run_dir: impl Into<PathBuf>,
+        start: Start,
         device: &Device,
-    ) -> Result<Trainer, TrainError> {
+    ) -> Result<(Trainer, Opened), TrainError> {
         let paths = RunPaths {
             root: run_dir.into(),
         };
-        if !paths.checkpoint().exists() {
-            return Trainer::new(config, paths.root, device);
-        }
-        // Compared before resuming, which would rewrite the run's config.toml.
-        let saved = TensorFile::read(paths.checkpoint(), device)?.config()?;
-        // The description documents a preset; it changes nothing in training.
-        let mut asked = config.clone();
-        asked.description.clone_from(&saved.description);
-        if let Some(changes) = config_changes(&asked, &saved, "the run") {
-            return Err(TrainError::Resume {
-                path: paths.root,
-                message: format!(
-                    "the run there was trained with another config ({changes}): give this \
-                     config a new folder, or delete the old run to start over"
-                ),
-            });
-        }
-        Trainer::resume(paths.root, Some(config.epochs), device)
+        let set_aside = |reason: String| -> Result<Opened, TrainError> {
+            let kept = previous_run_dir(&paths.root);
+            let io = |source| TrainError::Io {
+                path: kept.clone(),
+                source,
+            };
+            if kept.exists() {
+                std::fs::remove_dir_all(&kept).map_err(io)?;
+            }
+            std::fs::rename(&paths.root, &kept).map_err(io)?;
+            Ok(Opened::Restarted { kept, reason })
+        };
+        let opened = if !paths.checkpoint().exists() {
+            match start {
+                Start::Fresh if has_files(&paths.root) => {
+                    set_aside("a fresh run was asked for".into())?
+                }
+                _ => Opened::Started,
+            }
+        } else if start == Start::Fresh {
+            set_aside("a fresh run was asked for".into())?
+        } else {
+            let file = TensorFile::read(paths.checkpoint(), device)?;
+            let saved = file.config()?;
+            let epochs_done = saved_epoch(&file)?;
+            // The description documents a preset; it changes nothing in training.
+            let mut asked = config.clone();
+            asked.description.clone_from(&saved.description);
+            if let Some(changes) = config_changes(&asked, &saved, "the run") {
+                set_aside(format!("it was trained with another config ({changes})"))?
+            } else if epochs_done >= config.epochs {
+                set_aside(format!("it had finished its {epochs_done} epochs"))?
+            } else {
+                let trainer = Trainer::resume(paths.root, Some(config.epochs), device)?;
+                let after_epoch = trainer.epoch;
+                return Ok((trainer, Opened::Resumed { after_epoch }));
+            }
+        };
+        Ok((Trainer::new(config, paths.root, device)?, opened))
     }
 
     /// Continues the run in `run_dir` from its last checkpoint, with the config saved there
@@ -971,6 +1039,31 @@ fn check_config_file(paths: &RunPaths, saved: &TrainConfig) -> Result<(), TrainE
 
 /// How `config` differs from `other` apart from `epochs` (up to three settings, as
 /// "`a` where {other_name} has `b`"), or `None` when they agree.
+/// Where [`Trainer::open`] keeps a run it sets aside: `<run_dir>.previous`.
+fn previous_run_dir(run_dir: &Path) -> PathBuf {
+    let mut name = run_dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".previous");
+    run_dir.with_file_name(name)
+}
+
+/// Whether `dir` exists and holds anything.
+fn has_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
+}
+
+/// The epochs a checkpoint had finished.
+fn saved_epoch(file: &TensorFile) -> Result<usize, TrainError> {
+    let state = file
+        .metadata
+        .get(STATE_KEY)
+        .and_then(|text| serde_json::from_str::<SavedState>(text).ok())
+        .ok_or_else(|| CheckpointError::Format {
+            path: file.path.clone(),
+            message: "no training state: not a checkpoint".into(),
+        })?;
+    Ok(state.epoch)
+}
+
 fn config_changes(config: &TrainConfig, other: &TrainConfig, other_name: &str) -> Option<String> {
     let mut config = config.clone();
     config.epochs = other.epochs;
