@@ -8,10 +8,11 @@
 #   4. the notebooks' kernel, "mnist-gan" ("Rust (mnist-gan)" in Jupyter's menu), installed in
 #      that environment: evcxr with cells compiled like the release binary, each running kernel
 #      in a build folder of its own (scripts/kernel_launcher.py);
-#   5. gan_lib and its dependencies compiled once into a template folder, which every kernel's
-#      build folder links to instead of compiling again (MNIST_GAN_TEMPLATE to put it elsewhere,
-#      MNIST_GAN_BUILD_DIR for the kernels' folders).
-# Then `bash scripts/notebooks.sh` opens JupyterLab.
+#   5. gan_lib and its dependencies compiled once into a template folder (scripts/warm_kernel.py),
+#      which every kernel's build folder links to instead of compiling again (MNIST_GAN_TEMPLATE to
+#      put it elsewhere, MNIST_GAN_BUILD_DIR for the kernels' folders).
+# Then `bash scripts/notebooks.sh` opens JupyterLab. `--evcxr-only` checks the prerequisites and
+# installs evcxr_jupyter, nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +57,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
 fi
 
+install_evcxr() {
+    if ! grep -q "^evcxr_jupyter v$EVCXR_VERSION:" <<< "$(cargo install --list)"; then
+        echo "installing evcxr_jupyter $EVCXR_VERSION (10-17 minutes on 2 cores)"
+        cargo install evcxr_jupyter --locked --version "$EVCXR_VERSION"
+    fi
+}
+if [ "${1:-}" = "--evcxr-only" ]; then   # what scripts/test.sh builds beside the test suite
+    install_evcxr
+    exit 0
+fi
+
 # -- 2. The Python side, in the project's own virtual environment.
 if [ ! -x "$VENV/bin/python" ]; then
     echo "creating the Python environment $VENV"
@@ -68,10 +80,7 @@ if ! "$PY" -c 'import jupyterlab, nbclient, nbformat, jupyter_client' 2>/dev/nul
 fi
 
 # -- 3. The evcxr kernel.
-if ! command -v evcxr_jupyter >/dev/null || ! cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
-    echo "installing evcxr_jupyter $EVCXR_VERSION (10-17 minutes on 2 cores)"
-    cargo install evcxr_jupyter --locked --version "$EVCXR_VERSION"
-fi
+install_evcxr
 EVCXR=$(command -v evcxr_jupyter || echo "${CARGO_HOME:-$HOME/.cargo}/bin/evcxr_jupyter")
 
 # -- 4. The mnist-gan kernel, in the environment (its jupyter finds it; nothing in ~/.local).
@@ -114,7 +123,7 @@ PY
 echo "compiling gan_lib for the notebooks into $TEMPLATE (5-10 minutes on 2 cores the first time, seconds after)"
 started=$(date +%s)
 rm -f "$TEMPLATE/.mnist-gan-template"
-MNIST_GAN_BUILD_TEMPLATE=1 "$PY" tests/run_notebooks.py --first-cells notebooks/01-training-a-gan.ipynb
+"$PY" scripts/warm_kernel.py
 date -u +%Y-%m-%dT%H:%M:%SZ > "$TEMPLATE/.mnist-gan-template"
 chmod -R a+rX "$TEMPLATE"
 echo "ready in $(( $(date +%s) - started )) s: $(du -sh "$TEMPLATE" | cut -f1) in $TEMPLATE"
