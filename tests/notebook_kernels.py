@@ -15,8 +15,9 @@ own (so the class's folders are left alone):
      results of their own cells, and neither compiles a dependency, for a build or for the
      `cargo check` evcxr runs when a cell keeps a closure: cargo's fingerprint folders
      (one per compiled crate) in each kernel's folder are the template's, plus only the cells'
-     own crate, and every compiled library of the template is still the same file (same inode)
-     in the kernel's folder, not a rebuilt one. It reports the disk each kernel adds;
+     own crate, and every compiled library of the template is still the one in the kernel's
+     folder (the same file where it was linked, the same modification time where it was
+     copied), not a rebuilt one. It reports the disk each kernel adds;
   3. a class at work: with three kernels busy training, a fourth opens notebook 3 and runs it to
      its first figure; the time it took is reported (README, "Before class").
 
@@ -124,9 +125,24 @@ def compiled_units(folder):
 
 
 def libraries(folder):
-    """(path inside `folder`, inode) of every compiled library in it."""
-    return {(str(p.relative_to(folder)), p.stat().st_ino) for p in folder.rglob("deps/*")
-            if p.suffix in (".rlib", ".rmeta", ".so") and p.is_file()}
+    """{path inside `folder`: (inode, modification time, size)} of every compiled library."""
+    return {str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size)
+            for p in folder.rglob("deps/*") if p.suffix in (".rlib", ".rmeta", ".so") and p.is_file()}
+
+
+def rebuilt(template_libraries, folder):
+    """The template's libraries that `folder` holds in another version: written since (another
+    modification time; the launcher's copies keep the template's), or, for those the launcher
+    links (64 KiB and more), another file."""
+    found = []
+    for path, (inode, mtime, size) in template_libraries.items():
+        mine = folder / path
+        if not mine.exists() or mine.name.startswith("libctx"):  # the cells' own crate
+            continue
+        stat = mine.stat()
+        if stat.st_mtime_ns != mtime or size >= 64 * 1024 and stat.st_ino != inode:
+            found.append(path)
+    return sorted(found)
 
 
 def disk_kib(*folders):
@@ -189,10 +205,9 @@ def check_kernels(scratch):
             compiled = sorted(n for n in new if not n.startswith("ctx-"))
             if compiled:
                 return f"{folder} compiled dependencies again: {compiled[:10]}"
-            rebuilt = sorted(path for path, inode in template_libraries
-                             if (folder / path).exists() and (folder / path).stat().st_ino != inode)
-            if rebuilt:
-                return f"{folder} rebuilt the template's libraries: {rebuilt[:10]}"
+            again = rebuilt(template_libraries, folder)
+            if again:
+                return f"{folder} rebuilt the template's libraries: {again[:10]}"
         sizes = disk_kib(template, *folders)
         print(f"disk: template {sizes[0] / 1024:.0f} MiB; each kernel adds "
               + ", ".join(f"{s / 1024:.0f} MiB" for s in sizes[1:])
