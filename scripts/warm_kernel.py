@@ -26,8 +26,9 @@ KERNEL = "mnist-gan"
 CHECK_CELL = "let warm_up_cargo_check = || ();"
 
 
-def run(client, code, timeout=3600):
-    """Executes `code`; returns (its output, its error name or None)."""
+def run(client, code, timeout=3600, on_output=None):
+    """Executes `code` on a kernel; returns (its output, its error name or None). `on_output`,
+    when given, is called with the output so far at every new piece of it."""
     msg_id = client.execute(code)
     text, error = [], None
     deadline = time.time() + timeout
@@ -38,6 +39,8 @@ def run(client, code, timeout=3600):
         kind, content = message["msg_type"], message["content"]
         if kind == "stream":
             text.append(content["text"])
+            if on_output:
+                on_output("".join(text))
         elif kind == "error":
             error = content.get("ename", "error")
             text.append("\n".join(content.get("traceback", [])))

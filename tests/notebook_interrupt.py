@@ -20,6 +20,9 @@ from jupyter_client.manager import start_new_kernel
 
 from run_notebooks import KERNEL
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from warm_kernel import run  # noqa: E402  (executes a cell on a kernel)
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / "outputs" / "interrupt-check"
 
@@ -48,27 +51,6 @@ ONE_MORE = """
 let report = trainer.train_epoch(&data).unwrap();
 println!("then epoch {} done", report.epoch);
 """
-
-
-def run(kc, code, timeout=900, on_output=None):
-    """Executes `code`; returns (its stdout and stderr, its error name or None)."""
-    msg_id = kc.execute(code)
-    text, error = [], None
-    deadline = time.time() + timeout
-    while True:
-        message = kc.get_iopub_msg(timeout=max(1, deadline - time.time()))
-        if message["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind, content = message["msg_type"], message["content"]
-        if kind == "stream":
-            text.append(content["text"])
-            if on_output:
-                on_output("".join(text))
-        elif kind == "error":
-            error = content.get("ename", "error")
-            text.append("\n".join(content.get("traceback", [])))
-        elif kind == "status" and content["execution_state"] == "idle":
-            return "".join(text), error
 
 
 def main():

@@ -34,12 +34,15 @@ import threading
 import time
 from pathlib import Path
 
+import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import start_new_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from notebook_interrupt import run  # noqa: E402
 from run_notebooks import KERNEL  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from warm_kernel import run  # noqa: E402  (executes a cell on a kernel)
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "scripts" / "kernel_launcher.py"
@@ -246,7 +249,6 @@ def check_busy_class(scratch):
                 return f"a busy kernel's first cell: {error}\n{out}"
             kc.execute(BUSY)
         time.sleep(10)
-        import nbformat
         notebook = nbformat.read(ROOT / "notebooks" / "03-batch-analysis.ipynb", as_version=4)
         started = time.time()
         km, kc = start_new_kernel(kernel_name=SCRATCH_KERNEL, cwd=str(ROOT / "notebooks"))
