@@ -12,4 +12,7 @@ if ! "$VENV/bin/jupyter" kernelspec list 2>/dev/null | grep -q '^ *mnist-gan '; 
     echo "notebooks: the mnist-gan kernel is not installed; run: bash scripts/setup.sh" >&2
     exit 1
 fi
-exec "$VENV/bin/jupyter-lab" --notebook-dir=notebooks "$@"
+# JupyterLab refuses to run as root unless told; a class's cloud machine often is root.
+as_root=()
+[ "$(id -u)" = 0 ] && as_root=(--allow-root)
+exec "$VENV/bin/jupyter-lab" --notebook-dir=notebooks "${as_root[@]}" "$@"

@@ -28,9 +28,12 @@ cargo test --workspace
 echo "== Class setup"
 bash scripts/setup.sh
 PY="${MNIST_GAN_VENV:-$PWD/.venv}/bin/python"
+# The second command of "Before class": JupyterLab serves the notebooks with their kernel.
+"$PY" tests/open_notebooks.py
 
 echo "== Notebooks"
 export MNIST_GAN_QUICK=1
+# Every notebook, then its exercises' solutions in the same kernel.
 "$PY" tests/run_notebooks.py
 # Interrupting a training cell, then re-running the cells, picks the run up where it stopped.
 "$PY" tests/notebook_interrupt.py
