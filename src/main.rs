@@ -261,6 +261,13 @@ struct MovieArgs {
 }
 
 fn main() -> Result<()> {
+    // A user's mistake prints its message, not a stack backtrace: candle and anyhow capture one
+    // for every error when RUST_BACKTRACE is set (as many Rust users have it), and print it with
+    // the message. RUST_LIB_BACKTRACE=0 stops that for errors only; panics, which are bugs, still
+    // print theirs under RUST_BACKTRACE. Set before any thread starts.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     gan_lib::tune_allocator();
     let cli = Cli::parse();
     gan_lib::set_threads(cli.threads);

@@ -15,7 +15,9 @@ fn command(args: &[&str]) -> Command {
     command
         .args(args)
         .env("CANDLE_NUM_THREADS", "1")
-        .env("RAYON_NUM_THREADS", "1");
+        .env("RAYON_NUM_THREADS", "1")
+        // Set by many Rust users: a user error must still print its message and nothing else.
+        .env("RUST_BACKTRACE", "1");
     command
 }
 
@@ -40,6 +42,10 @@ fn refused(args: &[&str], code: i32, expected: &[&str]) {
         );
     }
     assert!(!message.contains("panicked"), "{args:?}: {message}");
+    assert!(
+        !message.contains("backtrace"),
+        "{args:?}: a user error printed a backtrace: {message}"
+    );
 }
 
 /// A small run on real digits: quick-mlp's networks, 128 images, one epoch.
