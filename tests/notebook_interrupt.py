@@ -8,7 +8,7 @@ picks the run up there. This script does what a class would: runs the setup and 
 cells, presses "interrupt" after a few epochs, re-runs the cells, and checks that training
 continues after the last finished epoch (not from scratch, and not from a broken file).
 
-Usage: notebook_interrupt.py   (needs the kernel of scripts/setup-notebooks.sh)
+Usage: notebook_interrupt.py   (needs the kernel of scripts/setup.sh)
 """
 import re
 import shutil

@@ -13,9 +13,8 @@ Usage: run_notebooks.py [--write-back] [--first-cells] [--kernel=NAME] [NOTEBOOK
   --write-back   save the executed notebooks in place (to refresh the committed outputs);
                  by default they are written to outputs/notebooks/.
   --first-cells  run only the first two code cells (the `:dep` cell and the first that calls
-                 gan_lib), print how long each took, and write nothing: what
-                 scripts/setup-notebooks.sh uses to compile ahead, and a measure of how soon a
-                 notebook is ready.
+                 gan_lib), print how long each took, and write nothing: a measure of how
+                 soon a notebook is ready.
   --kernel=NAME  run on another kernel than mnist-gan (to time evcxr's plain `rust` kernel,
                  for example); the notebooks' own kernel is then not checked.
 """
@@ -29,7 +28,7 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
-# The kernel scripts/setup-notebooks.sh installs: evcxr with the project's build settings.
+# The kernel scripts/setup.sh installs: evcxr with the project's build settings.
 KERNEL = "mnist-gan"
 ERROR_PATTERNS = [re.compile(p) for p in (r"panicked at", r"^error(\[E\d+\])?:", r"variable was lost")]
 
