@@ -8,7 +8,8 @@ if [ ! -x "$VENV/bin/jupyter-lab" ]; then
     echo "notebooks: no JupyterLab in $VENV; run: bash scripts/setup.sh" >&2
     exit 1
 fi
-if ! "$VENV/bin/jupyter" kernelspec list 2>/dev/null | grep -q '^ *mnist-gan '; then
+kernels=$("$VENV/bin/jupyter" kernelspec list 2>/dev/null || true)
+if ! grep -q '^ *mnist-gan ' <<< "$kernels"; then
     echo "notebooks: the mnist-gan kernel is not installed; run: bash scripts/setup.sh" >&2
     exit 1
 fi

@@ -64,8 +64,9 @@ def main():
               f"{specs['mnist-gan']['spec']['display_name']!r}")
         return 0
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
 
 
 if __name__ == "__main__":
