@@ -210,7 +210,8 @@ def check_kernels(scratch):
                 return f"{folder} compiled dependencies again: {compiled[:10]}"
             again = rebuilt(template_libraries, folder)
             if again:
-                return f"{folder} rebuilt the template's libraries: {again[:10]}"
+                return (f"{folder} holds other files than the template's libraries (rebuilt, or copied "
+                        f"instead of linked): {again[:10]}")
         sizes = disk_kib(template, *folders)
         print(f"disk: template {sizes[0] / 1024:.0f} MiB; each kernel adds "
               + ", ".join(f"{s / 1024:.0f} MiB" for s in sizes[1:])
