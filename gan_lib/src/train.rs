@@ -456,19 +456,14 @@ impl Trainer {
             std::fs::rename(&paths.root, &kept).map_err(io)?;
             Ok(Opened::Restarted { kept, reason })
         };
-        let opened = if !paths.checkpoint().exists() {
-            match start {
-                Start::Fresh if has_files(&paths.root) => {
-                    set_aside("a fresh run was asked for".into())?
-                }
-                _ => Opened::Started,
-            }
-        } else if start == Start::Fresh {
+        let opened = if start == Start::Fresh && has_files(&paths.root) {
             set_aside("a fresh run was asked for".into())?
+        } else if start == Start::Fresh || !paths.checkpoint().exists() {
+            Opened::Started
         } else {
             let file = TensorFile::read(paths.checkpoint(), device)?;
             let saved = file.config()?;
-            let epochs_done = saved_epoch(&file)?;
+            let epochs_done = saved_state(&file)?.epoch;
             // The description documents a preset; it changes nothing in training.
             let mut asked = config.clone();
             asked.description.clone_from(&saved.description);
@@ -506,18 +501,7 @@ impl Trainer {
             config.epochs = epochs;
         }
         let mut trainer = Trainer::new(&config, paths.root.clone(), device)?;
-        let state_text = file
-            .metadata
-            .get(STATE_KEY)
-            .ok_or_else(|| CheckpointError::Format {
-                path: file.path.clone(),
-                message: "no training state: not a checkpoint".into(),
-            })?;
-        let state: SavedState =
-            serde_json::from_str(state_text).map_err(|e| CheckpointError::Format {
-                path: file.path.clone(),
-                message: format!("training state: {e}"),
-            })?;
+        let state = saved_state(&file)?;
         file.load_into(&trainer.gan.g_vars, "g.")?;
         file.load_into(&trainer.gan.d_vars, "d.")?;
         if let Some(ema) = &mut trainer.ema {
@@ -1051,17 +1035,19 @@ fn has_files(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
-/// The epochs a checkpoint had finished.
-fn saved_epoch(file: &TensorFile) -> Result<usize, TrainError> {
-    let state = file
+/// The training state a checkpoint holds beside the weights (epoch, step, RNGs, Adam steps).
+fn saved_state(file: &TensorFile) -> Result<SavedState, CheckpointError> {
+    let text = file
         .metadata
         .get(STATE_KEY)
-        .and_then(|text| serde_json::from_str::<SavedState>(text).ok())
         .ok_or_else(|| CheckpointError::Format {
             path: file.path.clone(),
             message: "no training state: not a checkpoint".into(),
         })?;
-    Ok(state.epoch)
+    serde_json::from_str(text).map_err(|e| CheckpointError::Format {
+        path: file.path.clone(),
+        message: format!("training state: {e}"),
+    })
 }
 
 fn config_changes(config: &TrainConfig, other: &TrainConfig, other_name: &str) -> Option<String> {
