@@ -14,11 +14,19 @@ template's, which cost no disk and no compiling; its small files (cargo's finger
 sources) as copies, which each kernel may rewrite without touching the others. Compilers replace
 their outputs (a new file renamed over the old one) rather than write into them, so a kernel that
 recompiles something never changes the template. Where the file system refuses a hard link (another
-file system, or another user's file under fs.protected_hardlinks), the file is copied instead.
+file system, or, on a server, a template another user owns: Linux's fs.protected_hardlinks lets a
+user hard-link only files they could write), the large file is a symbolic link to the template's
+instead: still no disk, and a file the kernel's user cannot write, so nothing can change it.
 
 scripts/setup.sh copies this file into the mnist-gan kernel's folder and runs it as
     kernel_launcher.py --evcxr PATH --template TEMPLATE --build-dir BUILD_DIR -- ARGS...
 which runs PATH ARGS... with EVCXR_TMPDIR set (ARGS: evcxr_jupyter's --control_file FILE).
+With --cargo-config FILE (a server's kernel, scripts/hub/setup-server.sh), that file becomes
+.cargo/config.toml in the folder above the build folder, which cargo reads for every build in it
+(evcxr writes the build folder's own .cargo/config.toml): there it points cargo at the server's
+vendored sources, so that every user's cargo builds from the same files as the template. (Not
+above the toolchain: evcxr's rust-analyzer reads the standard library's sources with cargo, and
+their dependencies are not among the vendored ones.)
 A leading ~ in BUILD_DIR is the home of the user running the kernel (one server, many users).
 With MNIST_GAN_BUILD_TEMPLATE=1 in its environment the kernel compiles in TEMPLATE itself: what
 scripts/setup.sh does once.
@@ -61,10 +69,11 @@ def link_or_copy(source, target):
     if os.path.getsize(source) >= LINK_FROM_BYTES:
         try:
             os.link(source, target)
-            return
         except OSError as error:
             if error.errno not in (errno.EPERM, errno.EXDEV, errno.EACCES, errno.EMLINK):
                 raise
+            os.symlink(os.path.abspath(source), target)
+        return
     shutil.copy2(source, target)
 
 
@@ -84,11 +93,23 @@ def make_from_template(template, folder):
     partial.rename(folder)
 
 
+def place_cargo_config(config, folder):
+    """Makes `config` the .cargo/config.toml above `folder`, unless it is there already."""
+    text = config.read_text()
+    target = folder.parent / ".cargo" / "config.toml"
+    if not target.exists() or target.read_text() != text:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"config.toml.{os.getpid()}")
+        partial.write_text(text)
+        partial.rename(target)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--evcxr", required=True, help="the program to run (evcxr_jupyter)")
     parser.add_argument("--template", type=Path, help="the folder scripts/setup.sh compiled")
     parser.add_argument("--build-dir", required=True, type=Path, help="the kernels' folders' base")
+    parser.add_argument("--cargo-config", type=Path, help="cargo's configuration for the builds")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="-- then the program's arguments")
     options = parser.parse_args()
     args = options.args[1:] if options.args[:1] == ["--"] else options.args
@@ -108,6 +129,8 @@ def main():
             if folder != template and ready and stamp_of(folder) != ready:
                 make_from_template(template, folder)
             folder.mkdir(parents=True, exist_ok=True)
+            if options.cargo_config:
+                place_cargo_config(options.cargo_config, folder)
         except OSError as error:
             sys.exit(f"mnist-gan kernel: cannot use the build folder {folder}: {error}")
         # The lock lives as long as this descriptor: passed on to the kernel, it is released

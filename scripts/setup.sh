@@ -84,40 +84,8 @@ install_evcxr
 EVCXR=$(command -v evcxr_jupyter || echo "${CARGO_HOME:-$HOME/.cargo}/bin/evcxr_jupyter")
 
 # -- 4. The mnist-gan kernel, in the environment (its jupyter finds it; nothing in ~/.local).
-"$PY" - "$TEMPLATE" "$BUILD_DIR" "$(rustc --print target-libdir)" "$EVCXR" <<'PY'
-import json, shutil, sys, tempfile
-from pathlib import Path
-from jupyter_client.kernelspec import KernelSpecManager
-
-template, build_dir, libdir, evcxr = sys.argv[1:5]
-with tempfile.TemporaryDirectory() as folder:
-    spec_dir = Path(folder) / "mnist-gan"
-    spec_dir.mkdir()
-    shutil.copy("scripts/kernel_launcher.py", spec_dir / "kernel_launcher.py")
-    kernel = {
-        "argv": [sys.executable, "{resource_dir}/kernel_launcher.py", "--evcxr", evcxr,
-                 "--template", template, "--build-dir", build_dir,
-                 "--", "--control_file", "{connection_file}"],
-        "display_name": "Rust (mnist-gan)",
-        "language": "rust",
-        "interrupt_mode": "message",
-        "env": {
-            # Cargo's environment overrides the profile evcxr writes into the cells' Cargo.toml.
-            "CARGO_PROFILE_DEV_OPT_LEVEL": "3",
-            "CARGO_PROFILE_DEV_DEBUG_ASSERTIONS": "false",
-            "CARGO_PROFILE_DEV_OVERFLOW_CHECKS": "false",
-            # No debug info: it made each build folder about 2 GB; panics still name the line.
-            "CARGO_PROFILE_DEV_DEBUG": "line-tables-only",
-            # The cells' libraries link the toolchain's libstd-*.so; cargo's rpath does not reach
-            # it from every build folder.
-            "LD_LIBRARY_PATH": libdir,
-        },
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(kernel, indent=2) + "\n")
-    installed = KernelSpecManager().install_kernel_spec(
-        str(spec_dir), kernel_name="mnist-gan", prefix=sys.prefix)
-print(f"kernel 'mnist-gan': {installed}")
-PY
+"$PY" scripts/install_kernel.py --evcxr "$EVCXR" --template "$TEMPLATE" --build-dir "$BUILD_DIR" \
+    --libdir "$(rustc --print target-libdir)"
 
 # -- 5. gan_lib and its dependencies compiled once, into the template every kernel links to.
 echo "compiling gan_lib for the notebooks into $TEMPLATE (5-10 minutes on 2 cores the first time, seconds after)"

@@ -12,6 +12,8 @@ scripts/kernel_launcher.py) in notebooks/, and runs there
      first closure, or any variable whose type evcxr cannot work out, does the same. Done here, the
      kernels find that in the template too.
 Prints each step's time; exits 1 with the kernel's message when a step fails.
+
+Usage: warm_kernel.py [NOTEBOOKS]   (the notebooks folder to run in; this project's by default)
 """
 import os
 import sys
@@ -49,10 +51,11 @@ def run(client, code, timeout=3600, on_output=None):
 
 
 def main():
-    notebook = nbformat.read(ROOT / "notebooks" / "01-training-a-gan.ipynb", as_version=4)
+    notebooks = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "notebooks"
+    notebook = nbformat.read(notebooks / "01-training-a-gan.ipynb", as_version=4)
     cells = [c.source for c in notebook.cells if c.cell_type == "code"][:2]
     os.environ["MNIST_GAN_BUILD_TEMPLATE"] = "1"
-    manager, client = start_new_kernel(kernel_name=KERNEL, cwd=str(ROOT / "notebooks"))
+    manager, client = start_new_kernel(kernel_name=KERNEL, cwd=str(notebooks))
     try:
         steps = [("gan_lib and its dependencies", cells[0], None),
                  ("the cells' own crate", cells[1], None),
