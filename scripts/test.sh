@@ -39,3 +39,19 @@ export MNIST_GAN_QUICK=1
 "$PY" tests/notebook_interrupt.py
 # Notebooks open at once: each kernel in a build folder of its own, none compiling a dependency.
 "$PY" tests/notebook_kernels.py
+
+echo "== A class on one server (JupyterHub)"
+# The browser test's browser (Debian's chromium) and its driver (playwright-core, npm).
+if ! command -v chromium >/dev/null; then
+    echo "installing Debian's chromium for the browser test"
+    sudo_=(); [ "$(id -u)" = 0 ] || sudo_=(sudo -n)
+    "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+        > outputs/chromium-install.log 2>&1 \
+        || { "${sudo_[@]}" apt-get update -qq && "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive \
+             apt-get install -y --no-install-recommends chromium > outputs/chromium-install.log 2>&1; } \
+        || { tail -n 20 outputs/chromium-install.log; echo "installing chromium failed" >&2; exit 1; }
+fi
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+# The server's setup, then four students at once: three through the hub's API, one in the browser.
+bash scripts/hub/setup-server.sh
+"${MNIST_GAN_SERVER:-/opt/mnist-gan}/venv/bin/python" tests/jupyterhub_class.py
