@@ -14,8 +14,10 @@ is unchanged; it reports each student's time to the first figure, peak memory an
 outputs/hub-class/report.txt (docs/notebooks.md, "A class on one server").
 
 The students are Unix accounts this test makes (mgstudent1..4, removed afterwards), so it runs as
-root, as a hub with local users does. The hub logs them in with JupyterHub's SharedPasswordAuthenticator
-(one password for the class), in place of the server's PAM, and runs notebooks in quick mode (MNIST_GAN_QUICK=1).
+root, as a hub with local users does, members of the group the configuration lets in, with
+passwords: the browser's student logs in through PAM, as on the server. The hub is the server's
+configuration as installed, with only its ports, its state folder, an API token for the test, and
+quick mode (MNIST_GAN_QUICK=1) set apart.
 
 Usage: SERVER/venv/bin/python tests/jupyterhub_class.py   (MNIST_GAN_SERVER: /opt/mnist-gan)
 """
@@ -50,6 +52,7 @@ NOTEBOOK = "03-batch-analysis.ipynb"
 STUDENTS = [f"mgstudent{i}" for i in range(1, 5)]
 BROWSER_STUDENT = STUDENTS[-1]
 PASSWORD = secrets.token_urlsafe(12)
+GROUP = "mnist-gan"  # the group jupyterhub_config.py lets in
 TOKEN = secrets.token_hex(32)
 
 
@@ -64,9 +67,6 @@ def hub_config(scratch, port):
     path = scratch / "jupyterhub_test_config.py"
     path.write_text(f"""
 load_subconfig({str(SERVER / "jupyterhub_config.py")!r})
-c.JupyterHub.authenticator_class = "shared-password"
-c.SharedPasswordAuthenticator.user_password = {PASSWORD!r}
-c.Authenticator.allowed_users = {set(STUDENTS)!r}
 c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{free_port()}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{free_port()}"
@@ -82,10 +82,15 @@ c.JupyterHub.load_roles = [{{"name": "class-test",
 
 
 def make_students():
+    """The students' accounts, as a teacher makes them: members of the hub's group, a password."""
+    made_group = subprocess.run(["getent", "group", GROUP], capture_output=True).returncode != 0
+    subprocess.run(["groupadd", "-f", GROUP], check=True)
     for name in STUDENTS:
         if subprocess.run(["id", name], capture_output=True).returncode == 0:
             remove_student(name)  # left by an earlier run: start from nothing
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-G", GROUP, name], check=True)
+        subprocess.run(["chpasswd"], input=f"{name}:{PASSWORD}\n", text=True, check=True)
+    return made_group
 
 
 def remove_student(name):
@@ -260,7 +265,7 @@ def main():
     template_libraries = libraries(TEMPLATE)
     template_units = compiled_units(TEMPLATE)
 
-    make_students()
+    made_group = make_students()
     scratch = Path(tempfile.mkdtemp(prefix="mnist-gan-hub-"))
     os.chmod(scratch, 0o700)
     port = free_port()
@@ -281,7 +286,7 @@ def main():
                 if process.poll() is not None or time.time() > deadline:
                     raise RuntimeError("the hub did not start:\n" + (scratch / "jupyterhub.log").read_text()[-3000:])
                 time.sleep(1)
-        # (The hub has the students already: they are its allowed users.)
+        hub.api("POST", "/users", json={"usernames": STUDENTS[:-1]})  # the browser's logs in
 
         # -- Four students at once: three through the API, one in a browser.
         started = time.time()
@@ -320,6 +325,8 @@ def main():
             process.kill()
         for name in STUDENTS:
             remove_student(name)
+        if made_group:
+            subprocess.run(["groupdel", GROUP], capture_output=True)
 
     OUT.mkdir(parents=True, exist_ok=True)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
