@@ -126,6 +126,12 @@ rm -f "$SERVER/build/evcxr-template/.mnist-gan-template"
     "$SERVER/venv/bin/python" "$OLDPWD/scripts/warm_kernel.py" .)
 date -u +%Y-%m-%dT%H:%M:%SZ > "$SERVER/build/evcxr-template/.mnist-gan-template"
 
+# -- No pop-up asking each student whether JupyterLab may fetch its news (a closed network, a class).
+mkdir -p "$SERVER/venv/share/jupyter/lab/settings"
+cat > "$SERVER/venv/share/jupyter/lab/settings/overrides.json" <<'EOF'
+{ "@jupyterlab/apputils-extension:notification": { "fetchNews": "false", "checkForUpdates": false } }
+EOF
+
 # -- The hub's configuration and its private state.
 install -m 644 scripts/hub/jupyterhub_config.py "$SERVER/jupyterhub_config.py"
 install -d -m 700 "$SERVER/state"
