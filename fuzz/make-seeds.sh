@@ -12,6 +12,11 @@ trap 'rm -rf "$tmp"' EXIT
 cargo run --release -q -- train --dry-run --quiet --preset quick-mlp --out "$tmp" --run tiny \
     --set latent_dim=4 --set 'model.g_hidden=[8]' --set 'model.d_hidden=[8]' >/dev/null
 cp "$tmp/tiny/generator.safetensors" "$seeds/checkpoint/generator.safetensors"
+# And a tiny conditional one (labels in G's input), whose checkpoint also holds D and Adam's state.
+cargo run --release -q -- train --dry-run --quiet --preset cgan-mlp --out "$tmp" --run tiny-cgan \
+    --set latent_dim=4 --set 'model.g_hidden=[8]' --set 'model.d_hidden=[8]' >/dev/null
+cp "$tmp/tiny-cgan/generator.safetensors" "$seeds/checkpoint/conditional-generator.safetensors"
+cp "$tmp/tiny-cgan/checkpoint.safetensors" "$seeds/checkpoint/conditional-checkpoint.safetensors"
 
 # Four digits: an IDX file, raw and gzip, and their grid picture.
 cargo run --release -q -- sample --n 4 --nrow 2 --out "$tmp/sample" >/dev/null

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
 use crate::config::TrainConfig;
@@ -150,6 +150,18 @@ impl TensorFile {
                     tensor,
                     expected: var.dims().to_vec(),
                     found: saved.dims().to_vec(),
+                });
+            }
+            // NaN or infinite weights draw nothing (every pixel NaN, then black): a diverged
+            // run's or a damaged file's, refused here with its name rather than loaded.
+            let finite = saved
+                .to_dtype(DType::F32)
+                .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
+                .map(|values| values.iter().all(|v| v.is_finite()));
+            if !finite.unwrap_or(false) {
+                return Err(CheckpointError::Format {
+                    path: self.path.clone(),
+                    message: format!("tensor {tensor} holds NaN or infinite values"),
                 });
             }
             let saved = saved
