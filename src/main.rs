@@ -132,6 +132,9 @@ struct TrainArgs {
     /// saving everything as at a normal end (`--resume` continues later).
     #[arg(long, value_name = "N")]
     minutes: Option<f64>,
+    /// For tests: measure --minutes by a clock on which every step takes this many seconds.
+    #[arg(long, hide = true, requires = "minutes", value_name = "SECONDS")]
+    seconds_per_step: Option<f64>,
     /// Real images per step.
     #[arg(long)]
     batch_size: Option<usize>,
@@ -386,6 +389,11 @@ fn train(args: TrainArgs) -> Result<()> {
     };
     trainer.progress = !args.quiet;
     trainer.time_budget = time_budget;
+    if let Some(seconds) = args.seconds_per_step {
+        let step = std::time::Duration::try_from_secs_f64(seconds)
+            .with_context(|| format!("--seconds-per-step {seconds}"))?;
+        trainer.budget_clock = gan_lib::train::BudgetClock::PerStep(step);
+    }
     let config = trainer.gan.config.clone();
     let data = if args.dry_run {
         Split::synthetic(4 * config.batch_size, config.seed)

@@ -150,6 +150,47 @@ fn time_budget_and_dry_run_flags_are_checked() {
     assert!(text(&output).contains("--resume"), "{}", text(&output));
 }
 
+/// `--minutes` through the command line, on a clock where each step takes 1 s
+/// (`--seconds-per-step`, a hidden flag for tests): 4 steps an epoch, so 3 epochs fit in 12 s
+/// (0.2 min) and a fourth would end past it.
+#[test]
+fn a_time_budget_trains_the_epochs_that_fit() {
+    let out = tempfile::tempdir().unwrap();
+    let output = mnist_gan(&[
+        "train",
+        "--preset",
+        "fast-mlp",
+        "--epochs",
+        "50",
+        "--minutes",
+        "0.2",
+        "--seconds-per-step",
+        "1",
+        "--limit",
+        "128",
+        "--set",
+        "batch_size=32",
+        "--set",
+        "model.g_hidden=[32]",
+        "--set",
+        "model.d_hidden=[32]",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--run",
+        "budget",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("stopping after epoch 3 of 50"),
+        "{}",
+        text(&output)
+    );
+    let run = out.path().join("budget");
+    assert!(run.join("images/epoch_0003.png").is_file());
+    assert!(!run.join("images/epoch_0004.png").exists());
+    assert!(run.join("generator.safetensors").is_file());
+}
+
 #[test]
 fn a_time_budget_stops_the_run_and_sample_names_the_averaged_weights() {
     let out = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@ use gan_lib::config::{ConfigError, TrainConfig, PRESETS};
 use gan_lib::models::{Discriminator, Generator};
 use gan_lib::nn::{bce_with_logits, count_params, Pass};
 use gan_lib::rng;
-use gan_lib::train::{Gan, Opened, Start, TrainError, Trainer};
+use gan_lib::train::{BudgetClock, Gan, Opened, Start, TrainError, Trainer};
 
 /// Trainable parameters (G, D) of each preset, as the source designs count them.
 /// dcgan-course: the course's Generator(z_dim=64, hidden_dim=64) and Discriminator(hidden_dim=16).
@@ -724,4 +724,30 @@ fn a_config_built_in_code_is_validated_by_the_trainer() {
         .to_string();
     assert!(error.contains("batch_size"), "{error}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// A budget that allows some epochs and not all: on a clock where each step takes 1 s, the
+/// small set's epochs (8 steps) take 8 s; the run stops before the epoch that would end past
+/// the budget, and not earlier.
+#[test]
+fn a_time_budget_trains_the_epochs_that_fit_and_stops_before_the_next() {
+    let data = small_mnist();
+    let epochs_within = |budget_seconds: u64| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = tiny_config().with("epochs", "10").unwrap();
+        let mut trainer = quiet_trainer(&config, dir.path());
+        trainer.time_budget = Some(std::time::Duration::from_secs(budget_seconds));
+        trainer.budget_clock = BudgetClock::PerStep(std::time::Duration::from_secs(1));
+        let reports = trainer.train(&data).unwrap();
+        assert_eq!(reports.len(), trainer.epoch);
+        assert!(dir.path().join("generator.safetensors").is_file());
+        trainer.epoch
+    };
+    // A third epoch would end at 24 s.
+    assert_eq!(epochs_within(20), 2);
+    assert_eq!(epochs_within(24), 3);
+    // The first epoch always runs.
+    assert_eq!(epochs_within(1), 1);
+    // Enough for all.
+    assert_eq!(epochs_within(1000), 10);
 }

@@ -360,6 +360,19 @@ pub struct Trainer {
     pub ema: Option<Ema>,
     /// Stop [`Trainer::train`] before an epoch that would end past this much training time.
     pub time_budget: Option<Duration>,
+    /// The clock [`Trainer::time_budget`] is measured by.
+    pub budget_clock: BudgetClock,
+}
+
+/// The clock a [`Trainer::time_budget`] is measured by.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum BudgetClock {
+    /// The machine's clock: real training time.
+    #[default]
+    Wall,
+    /// Every training step counts as this long, however long it took: epochs of a known
+    /// length, to test a budget or to plan one for another machine.
+    PerStep(Duration),
 }
 
 impl Trainer {
@@ -419,6 +432,7 @@ impl Trainer {
             progress: true,
             ema,
             time_budget: None,
+            budget_clock: BudgetClock::Wall,
         };
         std::fs::create_dir_all(&trainer.paths.root).map_err(|source| TrainError::Io {
             path: trainer.paths.root.clone(),
@@ -543,6 +557,7 @@ impl Trainer {
         };
         restored.progress = self.progress;
         restored.time_budget = self.time_budget;
+        restored.budget_clock = self.budget_clock;
         restored.scale_learning_rates(lr_scale)?;
         *self = restored;
         Ok(())
@@ -855,18 +870,24 @@ impl Trainer {
     /// epoch always runs) and ends as after the last epoch: samples, weights, checkpoint.
     pub fn train(&mut self, data: &Split) -> Result<Vec<EpochReport>, TrainError> {
         let mut reports = Vec::new();
-        let started = Instant::now();
+        let (started, first_step) = (Instant::now(), self.step);
+        let elapsed = |trainer: &Trainer| match trainer.budget_clock {
+            BudgetClock::Wall => started.elapsed(),
+            BudgetClock::PerStep(step) => {
+                step.mul_f64(trainer.step.saturating_sub(first_step) as f64)
+            }
+        };
         let mut last_epoch: Option<Duration> = None;
         while self.epoch < self.gan.config.epochs {
             if let (Some(budget), Some(last)) = (self.time_budget, last_epoch) {
-                if started.elapsed() + last > budget {
+                if elapsed(self) + last > budget {
                     if self.progress {
                         println!(
                             "Time budget of {:.1} min: stopping after epoch {} of {} ({:.1} min trained; one more epoch takes about {:.0} s)",
                             budget.as_secs_f64() / 60.0,
                             self.epoch,
                             self.gan.config.epochs,
-                            started.elapsed().as_secs_f64() / 60.0,
+                            elapsed(self).as_secs_f64() / 60.0,
                             last.as_secs_f64()
                         );
                     }
@@ -876,9 +897,9 @@ impl Trainer {
                     break;
                 }
             }
-            let epoch_started = Instant::now();
+            let epoch_started = elapsed(self);
             let report = self.train_epoch(data)?;
-            last_epoch = Some(epoch_started.elapsed());
+            last_epoch = Some(elapsed(self).saturating_sub(epoch_started));
             if self.progress {
                 let m = report.mean;
                 println!(
