@@ -2,8 +2,10 @@
 """Executes every notebook in notebooks/ with the real evcxr Rust kernel and fails on any error.
 
 nbconvert alone hides rustc's messages and lets a panic pass (it is only a stderr stream), so
-this runner executes with allow_errors, then scans every output for errors and panics, and
-checks that every cell tagged "expect-image" produced a figure (PNG, or SVG inside HTML).
+this runner executes with allow_errors, then scans every output for errors and panics, checks
+that every cell tagged "expect-image" produced a figure (PNG, or SVG inside HTML), and checks the
+values each notebook prints against what its code must produce (PRINTED_CHECKS: an accuracy, the
+epoch lines, a class distribution summing to 100%). No notebook found is a failure.
 
 The exercises' solutions run too: notebooks/solutions/NAME.ipynb holds a code cell starting
 `// Exercise N` for every "### Exercise N" heading of notebooks/NAME.ipynb, and its cells run
@@ -57,6 +59,94 @@ def problems(notebook, kernel):
         if "expect-image" in cell.metadata.get("tags", []) and figures == 0:
             found.append((index, "expected a figure, got none"))
     return found
+
+
+def printed(notebook):
+    """Everything the notebook's code cells printed, in order."""
+    return "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                   for output in cell.get("outputs", []) if output.output_type == "stream")
+
+
+def epochs_problem(text):
+    """The epoch lines of a training cell: numbered 1, 2, ... after a new run (or on from a
+    resumed one), with finite losses."""
+    epochs = [(int(n), float(d), float(g)) for n, d, g in
+              re.findall(r"^epoch (\d+): D loss (\S+)  G loss (\S+)", text, re.M)]
+    if not epochs:
+        return "no epoch line (epoch N: D loss ...  G loss ...)"
+    numbers = [n for n, _, _ in epochs]
+    if numbers != list(range(numbers[0], numbers[0] + len(numbers))) or \
+            ("a new run" in text and numbers[0] != 1):
+        return f"epochs printed in the order {numbers}"
+    if not all(0 < d < 20 and 0 < g < 20 for _, d, g in epochs):
+        return f"losses out of any sane range: {epochs}"
+    return None
+
+
+def percentages(row):
+    return [float(x) for x in re.findall(r"(\d+\.\d)%", row)]
+
+
+def check_01(text):
+    if "60000 training images, 10000 test images" not in text:
+        return "the data cell did not print 60000 training and 10000 test images"
+    if not re.search(r"^saved \.\./outputs/\S+/generator\.safetensors", text, re.M):
+        return "no 'saved .../generator.safetensors' line"
+    if "D: 6 tensors with gradients" not in text:
+        return "the autograd cell did not find D's 6 tensors with gradients"
+    return epochs_problem(text)
+
+
+def check_02(text):
+    trained = re.search(r"trained on (\d+) images: test accuracy (\d+\.\d+)%", text)
+    # Quick mode trains on 2,000 images (about 70%), a full run on 10,000 (about 95%); chance is 10%.
+    floor = 80 if trained and int(trained.group(1)) >= 10000 else 50
+    if not trained or float(trained.group(2)) < floor:
+        return f"the classifier trained in the notebook: {trained and trained.group(0)!r}, expected >= {floor}%"
+    shipped = re.search(r"^accuracy (\d+\.\d+)%", text, re.M)
+    mistakes = re.search(r"^(\d+) mistakes", text, re.M)
+    if not shipped or not mistakes or float(shipped.group(1)) < 99.0:
+        return f"the shipped classifier: {shipped and shipped.group(0)!r}, expected >= 99% on the test set"
+    if int(mistakes.group(1)) != round(10000 * (1 - float(shipped.group(1)) / 100)):
+        return f"{mistakes.group(0)} disagrees with {shipped.group(0)} of 10000"
+    return None
+
+
+def check_03(text):
+    share = re.search(r"^share\s+(.*)$", text, re.M)
+    shares = percentages(share.group(1)) if share else []
+    if len(shares) != 10 or abs(sum(shares) - 100) > 0.6:
+        return f"the class distribution's shares {shares} are not 10 shares summing to 100%"
+    if "digits covered       10/10" not in text:
+        return "the shipped generator did not cover all 10 digits"
+    return None
+
+
+def check_04(text):
+    if not re.search(r"^most likely \d \(\d+%\), then \d \(\d+%\), then \d \(\d+%\)", text, re.M):
+        return "no 'most likely D (P%), then ...' line for the chosen digit"
+    return None
+
+
+def check_05(text):
+    accuracy = re.search(r"label accuracy \(classified as the digit asked for\): (\d+\.\d+)% of (\d+)", text)
+    if not accuracy or float(accuracy.group(1)) < 90:
+        return f"label accuracy {accuracy and accuracy.group(0)!r}, expected >= 90%"
+    digits = re.search(r"^accuracy\s+(.*)$", text, re.M)
+    if not digits or len(percentages(digits.group(1))) != 10:
+        return "no per-digit accuracy row of 10 digits"
+    return epochs_problem(text)
+
+
+# What each notebook must print, whatever the mode: the values its code must produce.
+PRINTED_CHECKS = {"01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05}
+
+
+def printed_problem(path, notebook):
+    check = PRINTED_CHECKS.get(path.name[:2])
+    if check is None:
+        return f"no check of what {path.name} prints: add one to PRINTED_CHECKS"
+    return check(printed(notebook))
 
 
 EXERCISE = re.compile(r"^### Exercise (\d+)", re.M)
@@ -116,6 +206,11 @@ def main():
         try:
             client.execute()
             found = problems(notebook, kernel)
+            own = nbformat.from_dict(notebook)
+            own.cells = notebook.cells[:own_cells]
+            wrong = None if first_cells else printed_problem(path, own)
+            if wrong:
+                found.append((-1, f"printed: {wrong}"))
             if missing:
                 found.append((-1, missing))
         except Exception as error:  # kernel died, timeout

@@ -113,5 +113,17 @@ mod tests {
         let t = uniform(&mut seeded(1), 1000, -0.5, 0.25, &Device::Cpu).unwrap();
         let v = t.to_vec1::<f32>().unwrap();
         assert!(v.iter().all(|x| (-0.5..0.25).contains(x)));
+        // Spread over the whole range, not a constant or a corner of it.
+        let (min, max) = v
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        assert!(min < -0.49 && max > 0.24, "range {min}..{max}");
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        assert!((mean + 0.125).abs() < 0.02, "mean {mean}");
+        let below_middle = v.iter().filter(|&&x| x < -0.125).count();
+        assert!(
+            (450..550).contains(&below_middle),
+            "{below_middle} of 1000 below the middle"
+        );
     }
 }

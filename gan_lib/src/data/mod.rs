@@ -417,14 +417,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rotation_by_zero_is_identity_and_by_90_moves_pixels() {
+    fn rotation_by_zero_is_identity_and_by_90_turns_counter_clockwise() {
         let mut image = vec![0u8; IMAGE_PIXELS];
         image[5 * IMAGE_SIDE + 20] = 255; // row 5, column 20: upper right
         assert_eq!(rotate(&image, 0.0), image);
+        // A quarter turn counter-clockwise about the centre (13.5, 13.5): (x, y) = (20, 5), upper
+        // right, goes to (5, 7), upper left; the whole pixel, no blur.
         let turned = rotate(&image, 90.0);
-        assert_eq!(turned.iter().map(|&p| p as u32).sum::<u32>(), 255);
-        let moved_to = turned.iter().position(|&p| p == 255).unwrap();
-        assert_ne!(moved_to, 5 * IMAGE_SIDE + 20);
+        let mut expected = vec![0u8; IMAGE_PIXELS];
+        expected[7 * IMAGE_SIDE + 5] = 255;
+        assert_eq!(turned, expected);
+        // A quarter turn the other way sends it to (22, 20), lower right.
+        let back = rotate(&image, -90.0);
+        assert_eq!(
+            back.iter().position(|&p| p == 255),
+            Some(20 * IMAGE_SIDE + 22)
+        );
     }
 
     #[test]

@@ -993,10 +993,13 @@ mod tests {
             let g_ours = (y_ours * &probe)?.sum_all()?.backward()?;
             let g_theirs = (y_theirs * &probe)?.sum_all()?.backward()?;
             assert!(g_ours.get(&x).is_none());
+            // vars holds both layers' parameters; candle's graph reaches this layer's only.
+            let mut compared = 0;
             for var in vars.all_vars() {
                 let Some(theirs) = g_theirs.get(var.as_tensor()) else {
                     continue;
                 };
+                compared += 1;
                 let ours = g_ours.get(var.as_tensor()).expect("kernel gradient");
                 assert!(
                     max_diff(ours, theirs) < 1e-3,
@@ -1004,6 +1007,10 @@ mod tests {
                     var.dims()
                 );
             }
+            assert_eq!(
+                compared, 2,
+                "the layer's kernel and bias were both compared"
+            );
         }
         Ok(())
     }
