@@ -150,35 +150,32 @@ fn time_budget_and_dry_run_flags_are_checked() {
     assert!(text(&output).contains("--resume"), "{}", text(&output));
 }
 
+/// `train` of 50 epochs of a tiny fast-mlp (4 steps each) into `out`/budget, with a budget.
+fn train_within_budget(out: &std::path::Path, budget: &[&str]) -> Output {
+    let out = out.to_str().unwrap();
+    let mut args = vec![
+        "train", "--preset", "fast-mlp", "--epochs", "50", "--limit", "128",
+    ];
+    args.extend(budget);
+    args.extend(["--set", "batch_size=32", "--set", "model.g_hidden=[32]"]);
+    args.extend([
+        "--set",
+        "model.d_hidden=[32]",
+        "--out",
+        out,
+        "--run",
+        "budget",
+    ]);
+    mnist_gan(&args)
+}
+
 /// `--minutes` through the command line, on a clock where each step takes 1 s
 /// (`--seconds-per-step`, a hidden flag for tests): 4 steps an epoch, so 3 epochs fit in 12 s
 /// (0.2 min) and a fourth would end past it.
 #[test]
 fn a_time_budget_trains_the_epochs_that_fit() {
     let out = tempfile::tempdir().unwrap();
-    let output = mnist_gan(&[
-        "train",
-        "--preset",
-        "fast-mlp",
-        "--epochs",
-        "50",
-        "--minutes",
-        "0.2",
-        "--seconds-per-step",
-        "1",
-        "--limit",
-        "128",
-        "--set",
-        "batch_size=32",
-        "--set",
-        "model.g_hidden=[32]",
-        "--set",
-        "model.d_hidden=[32]",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--run",
-        "budget",
-    ]);
+    let output = train_within_budget(out.path(), &["--minutes", "0.2", "--seconds-per-step", "1"]);
     assert!(output.status.success(), "{}", text(&output));
     assert!(
         text(&output).contains("stopping after epoch 3 of 50"),
@@ -194,27 +191,7 @@ fn a_time_budget_trains_the_epochs_that_fit() {
 #[test]
 fn a_time_budget_stops_the_run_and_sample_names_the_averaged_weights() {
     let out = tempfile::tempdir().unwrap();
-    let output = mnist_gan(&[
-        "train",
-        "--preset",
-        "fast-mlp",
-        "--epochs",
-        "50",
-        "--minutes",
-        "0.0001",
-        "--limit",
-        "128",
-        "--set",
-        "batch_size=32",
-        "--set",
-        "model.g_hidden=[32]",
-        "--set",
-        "model.d_hidden=[32]",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--run",
-        "budget",
-    ]);
+    let output = train_within_budget(out.path(), &["--minutes", "0.0001"]);
     assert!(output.status.success(), "{}", text(&output));
     assert!(text(&output).contains("Time budget"), "{}", text(&output));
     let run = out.path().join("budget");
