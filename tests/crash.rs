@@ -178,7 +178,7 @@ fn sigkill_inside_an_epoch_and_mid_checkpoint_then_resume_continues_to_the_same_
     let run = out.path().join("run");
     let checkpoint = run.join("checkpoint.safetensors");
 
-    // 1. Killed inside epoch 2: half an epoch after the first checkpoint, and before the second.
+    // 1. Killed inside epoch 2: a quarter of an epoch (several of its ten steps) after the first checkpoint, and before the second.
     let first = std::cell::OnceCell::new();
     kill_when(fresh(out.path()).spawn().unwrap(), "inside epoch 2", || {
         let Ok(meta) = std::fs::metadata(&checkpoint) else {
@@ -186,7 +186,7 @@ fn sigkill_inside_an_epoch_and_mid_checkpoint_then_resume_continues_to_the_same_
         };
         let modified = meta.modified().unwrap();
         let since = *first.get_or_init(|| (modified, Instant::now()));
-        modified == since.0 && since.1.elapsed() > epoch_time / 2
+        modified == since.0 && since.1.elapsed() > epoch_time / 4
     });
     assert_all_files_whole(&run);
     assert_eq!(
