@@ -61,9 +61,9 @@ def problems(notebook, kernel):
     return found
 
 
-def printed(notebook):
-    """Everything the notebook's code cells printed, in order."""
-    return "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+def printed(cells):
+    """Everything these code cells printed, in order."""
+    return "".join(output.get("text", "") for cell in cells if cell.cell_type == "code"
                    for output in cell.get("outputs", []) if output.output_type == "stream")
 
 
@@ -142,11 +142,13 @@ def check_05(text):
 PRINTED_CHECKS = {"01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05}
 
 
-def printed_problem(path, notebook):
+def printed_problem(path, cells):
+    """What is wrong in what the notebook at `path` printed in `cells` (its own, not the
+    solutions'), or None."""
     check = PRINTED_CHECKS.get(path.name[:2])
     if check is None:
         return f"no check of what {path.name} prints: add one to PRINTED_CHECKS"
-    return check(printed(notebook))
+    return check(printed(cells))
 
 
 EXERCISE = re.compile(r"^### Exercise (\d+)", re.M)
@@ -206,9 +208,7 @@ def main():
         try:
             client.execute()
             found = problems(notebook, kernel)
-            own = nbformat.from_dict(notebook)
-            own.cells = notebook.cells[:own_cells]
-            wrong = None if first_cells else printed_problem(path, own)
+            wrong = None if first_cells else printed_problem(path, notebook.cells[:own_cells])
             if wrong:
                 found.append((-1, f"printed: {wrong}"))
             if missing:

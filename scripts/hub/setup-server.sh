@@ -92,8 +92,10 @@ if ! as_anyone "$SERVER/venv/bin/python" -c 'import sys'; then
     rm -rf "$SERVER/venv"
     "$server_python" -m venv "$SERVER/venv"
 fi
-echo "installing JupyterHub and JupyterLab into $SERVER/venv"
-"$SERVER/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/hub/requirements.txt
+if ! "$SERVER/venv/bin/python" -c 'import jupyterhub, jupyterlab, nbclient, nbformat, jupyter_client' 2>/dev/null; then
+    echo "installing JupyterHub and JupyterLab into $SERVER/venv"
+    "$SERVER/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/hub/requirements.txt
+fi
 mkdir -p "$SERVER/proxy"
 cp scripts/hub/package.json scripts/hub/package-lock.json "$SERVER/proxy/"
 if [ ! -x "$SERVER/proxy/node_modules/.bin/configurable-http-proxy" ]; then
