@@ -122,37 +122,93 @@ class Hub:
         raise RuntimeError(f"the hub did not start {name}'s server in {timeout} s")
 
 
+CELL_TIMEOUT = 600  # seconds one cell may run in quick mode before the student is reported stuck
+
+
+def kernel_message(msg_type, content, session):
+    return json.dumps({
+        "header": {"msg_id": uuid.uuid4().hex, "username": "class-test", "session": session,
+                   "msg_type": msg_type, "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [], "content": content})
+
+
 async def run_cells(hub, name, cells, on_figure):
     """Runs `cells` in order on a new mnist-gan kernel of `name`'s server, through the hub's proxy
-    (the sessions API, then the kernel's websocket); returns [(output, error name or None)]."""
+    (the sessions API, then the kernel's websocket); returns [(output, error name or None)].
+
+    It talks to the kernel as nbclient and JupyterLab do: kernel_info requests until the kernel has
+    answered on the shell channel and published on iopub (so no output is lost to a subscription not
+    yet made), then per cell the shell's execute_reply, and iopub's outputs up to the idle status."""
     base = f"{hub.url}/user/{name}/api"
     session = hub.http.post(f"{base}/sessions", timeout=120, json={
         "path": f"mnist-gan/notebooks/{NOTEBOOK}", "type": "notebook", "name": NOTEBOOK,
         "kernel": {"name": "mnist-gan"}}).json()
-    kernel = session["kernel"]["id"]
-    ws_url = base.replace("http://", "ws://") + f"/kernels/{kernel}/channels"
+    kernel, session_id = session["kernel"]["id"], uuid.uuid4().hex
+    ws_url = base.replace("http://", "ws://") + f"/kernels/{kernel}/channels?session_id={session_id}"
     socket_ = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {TOKEN}"},
                                                   connect_timeout=300, request_timeout=300),
                                       max_message_size=64 * 1024 * 1024)
+    seen = []  # (channel, type) of the last messages, for the error if the kernel goes quiet
+
+    async def receive(timeout, what):
+        try:
+            raw = await asyncio.wait_for(socket_.read_message(), timeout=timeout)
+        except asyncio.TimeoutError:
+            raise RuntimeError(f"{name}'s kernel sent nothing for {timeout:.0f} s while {what}; "
+                               f"last messages: {seen[-8:]}") from None
+        if raw is None:
+            raise RuntimeError(f"{name}'s kernel websocket closed while {what}")
+        message = json.loads(raw)
+        seen.append((message["channel"], message["msg_type"]))
+        return message
+
+    # -- Wait until the kernel answers on shell and its iopub reaches us.
+    replied = published = False
+    deadline = time.time() + 300
+    while not (replied and published):
+        if time.time() > deadline:
+            raise RuntimeError(f"{name}'s kernel never answered kernel_info (replied {replied}, iopub {published})")
+        socket_.write_message(kernel_message("kernel_info_request", {}, session_id))
+        try:
+            while not (replied and published):
+                message = await receive(2, "starting")
+                replied |= message["msg_type"] == "kernel_info_reply"
+                published |= message["channel"] == "iopub"
+        except RuntimeError as error:
+            if "sent nothing" not in str(error):
+                raise
+
     results = []
-    for code in cells:
-        msg_id = uuid.uuid4().hex
-        socket_.write_message(json.dumps({
-            "header": {"msg_id": msg_id, "username": name, "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}))
-        text, error = [], None
-        while True:
-            raw = await asyncio.wait_for(socket_.read_message(), timeout=1800)
-            if raw is None:
-                raise RuntimeError(f"{name}'s kernel websocket closed")
-            message = json.loads(raw)
-            if message.get("parent_header", {}).get("msg_id") != msg_id or message["channel"] != "iopub":
+    for index, code in enumerate(cells, 1):
+        request = json.loads(kernel_message("execute_request", {
+            "code": code, "silent": False, "store_history": True, "user_expressions": {},
+            "allow_stdin": False, "stop_on_error": True}, session_id))
+        msg_id = request["header"]["msg_id"]
+        socket_.write_message(json.dumps(request))
+        text, error, reply, idle = [], None, None, False
+        deadline = time.time() + CELL_TIMEOUT
+        while reply is None or not idle:
+            # Once the reply is in, idle follows at once; nbclient likewise gives iopub a short grace.
+            wait = 30 if reply is not None else deadline - time.time()
+            if wait <= 0:
+                raise RuntimeError(f"{name}'s cell {index} ran over {CELL_TIMEOUT} s; last messages: {seen[-8:]}")
+            try:
+                message = await receive(wait, f"running cell {index}")
+            except RuntimeError:
+                if reply is None:
+                    raise
+                text.append(f"[no idle status on iopub within 30 s of cell {index}'s reply]")
+                break
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = message["msg_type"], message["content"]
-            if kind == "stream":
+            if message["channel"] == "shell" and kind == "execute_reply":
+                reply = content
+                if content.get("status") == "error":
+                    error = error or content.get("ename", "error")
+            elif message["channel"] != "iopub":
+                continue
+            elif kind == "stream":
                 text.append(content["text"])
             elif kind in ("display_data", "execute_result") and "image/png" in content["data"]:
                 on_figure()
@@ -160,7 +216,7 @@ async def run_cells(hub, name, cells, on_figure):
                 error = content.get("ename", "error")
                 text.append("\n".join(content.get("traceback", [])))
             elif kind == "status" and content["execution_state"] == "idle":
-                break
+                idle = True
         results.append(("".join(text), error))
         if error:
             break
@@ -345,7 +401,9 @@ def main():
     if failure:
         errors.append(failure)
     if errors:
-        print(f"jupyterhub_class: FAILED (hub log: {scratch}/jupyterhub.log)\n" + "\n".join(errors), file=sys.stderr)
+        log = (scratch / "jupyterhub.log").read_text(errors="replace").splitlines()
+        print(f"jupyterhub_class: FAILED (hub log: {scratch}/jupyterhub.log; its last 80 lines:)\n"
+              + "\n".join(log[-80:]) + "\n" + "\n".join(errors), file=sys.stderr)
         return 1
     shutil.rmtree(scratch, ignore_errors=True)
     print("jupyterhub_class: ok: every student ran notebook 3, and no kernel compiled a dependency")
