@@ -282,6 +282,61 @@ fn unwritable_run_folders_are_named() {
 
 /// A full disk, as a file-size limit (`ulimit -f`): the checkpoint that does not fit is an
 /// error naming it, the temporary file is removed, and the last checkpoint stays whole.
+/// `mnist-gan train --quiet --resume run --epochs <epochs>` in a child whose files may not grow
+/// past `limit` bytes: writes past it fail with EFBIG, as on a full disk.
+fn resume_on_a_full_disk(out: &Path, epochs: &str, limit: u64) -> Output {
+    let mut resume = command(&[
+        "train",
+        "--quiet",
+        "--resume",
+        "run",
+        "--epochs",
+        epochs,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    // SAFETY: only async-signal-safe libc calls between fork and exec. The limit and the
+    // ignored SIGXFSZ pass through exec, so a write past the limit fails instead of killing.
+    unsafe {
+        resume.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    resume.output().unwrap()
+}
+
+/// Every file of the run folder `run` (images included) but `config.toml` (which a resume
+/// rewrites with its `--epochs`), with its size and a hash of its bytes.
+fn run_files(run: &Path) -> std::collections::BTreeMap<String, (usize, u64)> {
+    use std::hash::{Hash, Hasher};
+    let mut files = std::collections::BTreeMap::new();
+    for dir in [run.to_path_buf(), run.join("images")] {
+        for entry in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {
+            let name = entry
+                .path()
+                .strip_prefix(run)
+                .unwrap()
+                .display()
+                .to_string();
+            if entry.file_type().unwrap().is_file() && name != "config.toml" {
+                let bytes = std::fs::read(entry.path()).unwrap();
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                bytes.hash(&mut hasher);
+                files.insert(name, (bytes.len(), hasher.finish()));
+            }
+        }
+    }
+    files
+}
+
 #[test]
 fn a_full_disk_keeps_the_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
@@ -292,32 +347,7 @@ fn a_full_disk_keeps_the_last_checkpoint() {
         before.len() > 4 << 20,
         "the checkpoint must exceed the limit"
     );
-    let mut resume = command(&[
-        "train",
-        "--quiet",
-        "--resume",
-        "run",
-        "--epochs",
-        "2",
-        "--out",
-        dir.path().to_str().unwrap(),
-    ]);
-    // SAFETY: only async-signal-safe libc calls between fork and exec. The limit and the
-    // ignored SIGXFSZ pass through exec: writes past 4 MiB fail with EFBIG, as on a full disk.
-    unsafe {
-        resume.pre_exec(|| {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let limit = libc::rlimit {
-                rlim_cur: 4 << 20,
-                rlim_max: 4 << 20,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let output = resume.output().unwrap();
+    let output = resume_on_a_full_disk(dir.path(), "2", 4 << 20);
     let message = text(&output);
     assert_eq!(output.status.code(), Some(1), "{message}");
     assert!(
@@ -334,4 +364,88 @@ fn a_full_disk_keeps_the_last_checkpoint() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A full disk at each other file a run writes, in the order a run writes them: the loss CSV
+/// (rewritten when a run resumes), an epoch's samples, the final generator, and the training
+/// movie. A tiny network (16 hidden units) and 50 steps an epoch make the files written before
+/// each one smaller than the one that is to fail: config.toml 622 B, CSV 1.5 KB, generator about
+/// 59 KB, discriminator 51 KB, movie 150 KB, samples 230 KB. Each failure names the file and says it is too large; every file of the
+/// run stays as it was (no temporary file left), and the run then resumes and finishes.
+#[test]
+fn a_full_disk_at_any_file_of_a_run_keeps_the_run() {
+    // (the file that fails, --epochs of the resume, the size limit, whether the run fails)
+    let cases = [
+        ("losses.csv", "2", 1_000, true),
+        ("images/epoch_0002.png", "2", 120_000, true),
+        ("generator.safetensors", "1", 40_000, true),
+        // The movie is a bonus: the finished run stands, with a warning that names the file.
+        ("training.gif", "1", 100_000, false),
+    ];
+    for (file, epochs, limit, fails) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let made = mnist_gan(&[
+            "train",
+            "--quiet",
+            "--preset",
+            "quick-mlp",
+            "--epochs",
+            "1",
+            "--limit",
+            "3200",
+            "--set",
+            "model.g_hidden=[16]",
+            "--set",
+            "model.d_hidden=[16]",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--run",
+            "run",
+        ]);
+        assert!(made.status.success(), "{}", text(&made));
+        let before = run_files(&run);
+        let output = resume_on_a_full_disk(dir.path(), epochs, limit);
+        let message = text(&output);
+        let name = Path::new(file).file_name().unwrap().to_str().unwrap();
+        assert!(
+            message.contains(name) && message.contains("too large"),
+            "{file}: the message must name the file and the problem: {message}"
+        );
+        assert!(!message.contains("panicked"), "{file}: {message}");
+        if fails {
+            assert_eq!(output.status.code(), Some(1), "{file}: {message}");
+            assert_eq!(run_files(&run), before, "{file}: the run folder changed");
+        } else {
+            assert!(output.status.success(), "{file}: {message}");
+            assert!(message.contains("warning"), "{file}: {message}");
+            assert_eq!(
+                run_files(&run).get(file),
+                before.get(file),
+                "{file}: the previous file must stay"
+            );
+            assert!(
+                !run_files(&run).keys().any(|k| k.ends_with(".tmp")),
+                "{file}: a temporary file was left"
+            );
+        }
+        let again = mnist_gan(&[
+            "train",
+            "--quiet",
+            "--resume",
+            "run",
+            "--epochs",
+            "2",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(again.status.success(), "{file}: {}", text(&again));
+        for part in [
+            "generator.safetensors",
+            "images/epoch_0002.png",
+            "training.gif",
+        ] {
+            assert!(run.join(part).exists(), "{file}: no {part} after resuming");
+        }
+    }
 }
