@@ -868,6 +868,8 @@ impl Trainer {
     /// generator and discriminator weights. With a [`Trainer::time_budget`], it stops before
     /// an epoch that would end past the budget (judged by the last epoch's time; the first
     /// epoch always runs) and ends as after the last epoch: samples, weights, checkpoint.
+    /// The reports it returns hold no pictures: each epoch's grid is in `images/` (a run of
+    /// 150 epochs kept 150 MiB of them in memory).
     pub fn train(&mut self, data: &Split) -> Result<Vec<EpochReport>, TrainError> {
         let mut reports = Vec::new();
         let (started, first_step) = (Instant::now(), self.step);
@@ -898,7 +900,10 @@ impl Trainer {
                 }
             }
             let epoch_started = elapsed(self);
-            let report = self.train_epoch(data)?;
+            let report = EpochReport {
+                samples: None,
+                ..self.train_epoch(data)?
+            };
             last_epoch = Some(elapsed(self).saturating_sub(epoch_started));
             if self.progress {
                 let m = report.mean;
