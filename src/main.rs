@@ -10,7 +10,7 @@ use gan_lib::config::{TrainConfig, DEFAULT_PRESET, PRESETS};
 use gan_lib::data::hub::HubOptions;
 use gan_lib::data::IMAGE_PIXELS;
 use gan_lib::data::{idx, Mnist, Split};
-use gan_lib::metrics::QualityReport;
+use gan_lib::metrics::{CacheUse, QualityReport, RealStats};
 use gan_lib::plot;
 use gan_lib::train::{Gan, Trainer};
 
@@ -90,6 +90,11 @@ struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run the classifier over the real digits again instead of reading their statistics
+    /// from the cache (~/.cache/mnist-gan/real-stats, made by the first `eval` of each
+    /// classifier); the report is the same.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 #[derive(Args)]
@@ -706,7 +711,34 @@ fn eval(args: EvalArgs) -> Result<()> {
     let (digits, classifier) = digits_and_classifier(&args.digits, &device)?;
     let mnist = Mnist::load_or_fetch(Mnist::vendored_dir(), &HubOptions::default())?;
     let requested = digits.requested.as_deref();
-    let report = QualityReport::compute_labelled(&classifier, &digits.pixels, requested, &mnist)?;
+    let samples = digits.pixels.len() / IMAGE_PIXELS;
+    let real = match RealStats::default_cache_dir().filter(|_| !args.no_cache) {
+        None => RealStats::compute(&classifier, &mnist, samples)?,
+        Some(cache) => {
+            let (real, used) = RealStats::cached(&classifier, &mnist, samples, &cache)?;
+            match used {
+                CacheUse::Read(_) => {}
+                CacheUse::Written(path) => eprintln!(
+                    "Real-digit statistics of this classifier kept in {} for the next eval",
+                    path.display()
+                ),
+                CacheUse::Replaced { path, reason } => {
+                    eprintln!(
+                        "warning: {reason}; computed again and replaced {}",
+                        path.display()
+                    )
+                }
+                CacheUse::NotWritten { path, reason } => {
+                    eprintln!(
+                        "warning: could not keep real-digit statistics in {}: {reason}",
+                        path.display()
+                    )
+                }
+            }
+            real
+        }
+    };
+    let report = QualityReport::against(&classifier, &digits.pixels, requested, &real)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

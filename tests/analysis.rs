@@ -6,7 +6,9 @@ use candle_core::Device;
 use gan_lib::analysis::{self, ClassDistribution, DigitSource, Prediction};
 use gan_lib::classifier::Classifier;
 use gan_lib::data::{idx, Mnist, IMAGE_PIXELS};
-use gan_lib::metrics::{frechet_distance, inception_score, QualityReport};
+use gan_lib::metrics::{
+    frechet_distance, inception_score, precision_recall, CacheUse, QualityReport, RealStats,
+};
 use gan_lib::plot;
 
 fn mnist() -> &'static Mnist {
@@ -198,6 +200,115 @@ fn metrics_rank_real_shifted_and_generated_digits_sensibly() {
         report.inception_score.0 > 5.0,
         "the shipped generator should draw varied digits: {report}"
     );
+}
+
+/// The report from cached real-digit statistics is the report computed from scratch, which is
+/// the formula written out here with the public metrics; a changed classifier gets statistics
+/// of its own, and a damaged cache file is replaced.
+#[test]
+fn cached_real_statistics_give_the_report_computed_from_scratch() {
+    let shipped = classifier();
+    let small = Mnist {
+        train: mnist().train.clone().limit(400),
+        test: mnist().test.clone().limit(500),
+    };
+    let generated = DigitSource::Generator {
+        path: shipped_generator().into(),
+        n: 200,
+        seed: 3,
+    }
+    .load(&Device::Cpu)
+    .unwrap();
+
+    // The report as the metrics define it: 200 generated digits and as many training digits,
+    // each against the test set; precision and recall on the first 2,000 of each.
+    let (gen_p, gen_f) = shipped.run_bytes(&generated).unwrap();
+    let (test_p, test_f) = shipped.run_bytes(&small.test.pixels).unwrap();
+    let (_, train_f) = shipped
+        .run_bytes(&small.train.pixels[..200 * IMAGE_PIXELS])
+        .unwrap();
+    let few = |f: &[Vec<f32>]| f[..f.len().min(2000)].to_vec();
+    let computed = QualityReport::compute(&shipped, &generated, &small).unwrap();
+    assert_eq!(computed.samples, 200);
+    assert_eq!(computed.frechet_distance, frechet_distance(&gen_f, &test_f));
+    assert_eq!(
+        computed.frechet_distance_real,
+        frechet_distance(&train_f, &test_f)
+    );
+    assert_eq!(computed.inception_score, inception_score(&gen_p, 10));
+    assert_eq!(computed.inception_score_real, inception_score(&test_p, 10));
+    assert_eq!(
+        computed.precision_recall,
+        precision_recall(&few(&test_f), &few(&gen_f), 3)
+    );
+    assert_eq!(
+        computed.precision_recall_real,
+        precision_recall(&few(&test_f), &few(&train_f), 3)
+    );
+    let mut shares = [0.0; 10];
+    for p in &test_p {
+        shares[gan_lib::classifier::argmax(p)] += 1.0 / test_p.len() as f64;
+    }
+    assert_eq!(computed.digit_shares_real, shares);
+
+    // Cached: written once, then read, and the same report both times.
+    let cache = tempfile::tempdir().unwrap();
+    let report_from_cache = |classifier: &Classifier| {
+        let (real, used) = RealStats::cached(classifier, &small, 200, cache.path()).unwrap();
+        let report = QualityReport::against(classifier, &generated, None, &real).unwrap();
+        (report, used)
+    };
+    let (first, used) = report_from_cache(&shipped);
+    let CacheUse::Written(file) = used else {
+        panic!("the first use computes and writes: {used:?}")
+    };
+    assert_eq!(first, computed);
+    let (second, used) = report_from_cache(&shipped);
+    assert_eq!(used, CacheUse::Read(file.clone()));
+    assert_eq!(second, computed);
+
+    // Another number of digits is another reference (as many training digits).
+    let (real_300, used) = RealStats::cached(&shipped, &small, 300, cache.path()).unwrap();
+    assert!(
+        matches!(used, CacheUse::Written(ref other) if *other != file),
+        "{used:?}"
+    );
+    assert_ne!(real_300.frechet_distance, computed.frechet_distance_real);
+
+    // The statistics belong to the classifier's weights, wherever its file lies: a copy of
+    // the shipped file reads them; the same file swapped for a changed classifier (one
+    // weight) gets its own.
+    let classifier_file = cache.path().join("my-classifier.safetensors");
+    shipped.save(&classifier_file).unwrap();
+    let copy = Classifier::load(&classifier_file, &Device::Cpu).unwrap();
+    assert_eq!(report_from_cache(&copy).1, CacheUse::Read(file.clone()));
+    {
+        let vars = copy.vars.data().lock().unwrap();
+        let fc1 = vars.get("fc1.bias").expect("fc1.bias");
+        fc1.set(&fc1.as_tensor().affine(1.0, 0.5).unwrap()).unwrap();
+    }
+    copy.save(&classifier_file).unwrap();
+    let changed = Classifier::load(&classifier_file, &Device::Cpu).unwrap();
+    let (changed_report, used) = report_from_cache(&changed);
+    assert!(
+        matches!(used, CacheUse::Written(ref other) if *other != file),
+        "{used:?}"
+    );
+    assert_ne!(
+        changed_report.frechet_distance_real,
+        computed.frechet_distance_real
+    );
+
+    // A damaged file is computed again and replaced, with the reason.
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let (repaired, used) = report_from_cache(&shipped);
+    assert!(
+        matches!(used, CacheUse::Replaced { ref path, ref reason } if *path == file && reason.contains(&*file.to_string_lossy())),
+        "{used:?}"
+    );
+    assert_eq!(repaired, computed);
+    assert_eq!(report_from_cache(&shipped).1, CacheUse::Read(file));
 }
 
 #[test]

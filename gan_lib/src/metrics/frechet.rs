@@ -2,8 +2,15 @@
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
+/// The mean and covariance of a feature set: the Gaussian the Fréchet distance fits to it.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Moments {
+    pub mean: DVector<f64>,
+    pub covariance: DMatrix<f64>,
+}
+
 /// Mean and covariance of feature vectors (rows).
-fn moments(features: &[Vec<f32>]) -> (DVector<f64>, DMatrix<f64>) {
+pub(super) fn moments(features: &[Vec<f32>]) -> Moments {
     let (n, d) = (features.len(), features.first().map_or(0, |f| f.len()));
     let data = DMatrix::from_fn(n, d, |i, j| features[i][j] as f64);
     let mean = DVector::from_fn(d, |j, _| data.column(j).mean());
@@ -13,7 +20,7 @@ fn moments(features: &[Vec<f32>]) -> (DVector<f64>, DMatrix<f64>) {
         centred.column_mut(j).add_scalar_mut(-m);
     }
     let covariance = centred.transpose() * &centred / (n.max(2) - 1) as f64;
-    (mean, covariance)
+    Moments { mean, covariance }
 }
 
 /// Square root of a symmetric positive semi-definite matrix (negative eigenvalues from
@@ -44,16 +51,21 @@ fn sqrt_psd(m: &DMatrix<f64>) -> DMatrix<f64> {
 /// Fréchet distance between Gaussians fitted to two feature sets:
 /// ‖μa − μb‖² + tr(Σa + Σb − 2 (Σa Σb)^½). Zero for identical sets.
 pub fn frechet_distance(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
-    let (mean_a, cov_a) = moments(a);
-    let (mean_b, cov_b) = moments(b);
+    frechet_distance_of(&moments(a), &moments(b))
+}
+
+/// [`frechet_distance`] of two feature sets' [`Moments`].
+pub(super) fn frechet_distance_of(a: &Moments, b: &Moments) -> f64 {
+    let (mean_a, cov_a) = (&a.mean, &a.covariance);
+    let (mean_b, cov_b) = (&b.mean, &b.covariance);
     // Non-finite features (a generator that diverged) have no distance; the matrix
     // decompositions below would not converge on them.
     if !cov_a.iter().chain(cov_b.iter()).all(|v| v.is_finite()) {
         return f64::NAN;
     }
     // tr((Σa Σb)^½) = tr((√Σa Σb √Σa)^½), whose argument is symmetric.
-    let root_a = sqrt_psd(&cov_a);
-    let cross = sqrt_psd(&(&root_a * &cov_b * &root_a)).trace();
+    let root_a = sqrt_psd(cov_a);
+    let cross = sqrt_psd(&(&root_a * cov_b * &root_a)).trace();
     let distance = (mean_a - mean_b).norm_squared() + cov_a.trace() + cov_b.trace() - 2.0 * cross;
     // Rounding can take an exact zero slightly below it; a NaN stays a NaN (never a perfect 0).
     if distance.is_nan() {

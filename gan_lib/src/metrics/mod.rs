@@ -7,10 +7,14 @@
 #[cfg(feature = "quality")]
 mod frechet;
 #[cfg(feature = "quality")]
+mod real;
+#[cfg(feature = "quality")]
 mod report;
 
 #[cfg(feature = "quality")]
 pub use frechet::frechet_distance;
+#[cfg(feature = "quality")]
+pub use real::{CacheUse, RealStats};
 #[cfg(feature = "quality")]
 pub use report::QualityReport;
 
@@ -66,7 +70,7 @@ fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Squared distance from each point to its k-th nearest neighbour in the same set.
-fn knn_radii(points: &[Vec<f32>], k: usize) -> Vec<f32> {
+pub(crate) fn knn_radii(points: &[Vec<f32>], k: usize) -> Vec<f32> {
     points
         .iter()
         .map(|p| {
@@ -78,7 +82,7 @@ fn knn_radii(points: &[Vec<f32>], k: usize) -> Vec<f32> {
 }
 
 /// Fraction of `queries` that fall inside some reference point's k-NN ball.
-fn coverage(references: &[Vec<f32>], radii: &[f32], queries: &[Vec<f32>]) -> f64 {
+pub(crate) fn coverage(references: &[Vec<f32>], radii: &[f32], queries: &[Vec<f32>]) -> f64 {
     let inside = queries
         .iter()
         .filter(|q| {

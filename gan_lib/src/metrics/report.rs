@@ -1,6 +1,10 @@
 //! [`QualityReport`]: every metric of generated digits beside the same metric for real ones.
 
-use super::{frechet_distance, inception_score, precision_recall, LabelAccuracy};
+use super::frechet::{frechet_distance_of, moments};
+use super::real::digit_shares;
+use super::{inception_score, LabelAccuracy, RealStats};
+use crate::classifier::{argmax, Classifier};
+use crate::data::{Mnist, IMAGE_PIXELS};
 
 /// A metric for generated digits beside the same metric for real MNIST digits.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -28,16 +32,6 @@ pub struct QualityReport {
     pub label_accuracy: Option<LabelAccuracy>,
 }
 
-/// The share of `probabilities` whose most likely class is each digit.
-fn digit_shares(probabilities: &[[f32; 10]]) -> [f64; 10] {
-    let mut shares = [0.0; 10];
-    for p in probabilities {
-        let digit = (0..10).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
-        shares[digit] += 1.0 / probabilities.len() as f64;
-    }
-    shares
-}
-
 /// The smallest and the largest of ten shares.
 fn extremes(shares: &[f64; 10]) -> (f64, f64) {
     let smallest = shares.iter().copied().fold(f64::INFINITY, f64::min);
@@ -48,9 +42,9 @@ impl QualityReport {
     /// Judges `generated` digits (bytes) against MNIST's test set, with the training set
     /// (as many images) as the real-data reference.
     pub fn compute(
-        classifier: &crate::classifier::Classifier,
+        classifier: &Classifier,
         generated: &[u8],
-        mnist: &crate::data::Mnist,
+        mnist: &Mnist,
     ) -> candle_core::Result<QualityReport> {
         QualityReport::compute_labelled(classifier, generated, None, mnist)
     }
@@ -58,31 +52,38 @@ impl QualityReport {
     /// [`QualityReport::compute`], with the [`LabelAccuracy`] of a conditional generator's
     /// digits when the digits each was asked for are given.
     pub fn compute_labelled(
-        classifier: &crate::classifier::Classifier,
+        classifier: &Classifier,
         generated: &[u8],
         requested: Option<&[u8]>,
-        mnist: &crate::data::Mnist,
+        mnist: &Mnist,
     ) -> candle_core::Result<QualityReport> {
-        let n = generated.len() / crate::data::IMAGE_PIXELS;
-        let train = mnist.train.clone().limit(n.max(2));
+        let real = RealStats::compute(classifier, mnist, generated.len() / IMAGE_PIXELS)?;
+        QualityReport::against(classifier, generated, requested, &real)
+    }
+
+    /// Judges `generated` digits against real ones whose statistics are already computed
+    /// (see [`RealStats::cached`]): only the generated digits go through the classifier.
+    /// The same report as [`QualityReport::compute_labelled`] when `real` was computed for
+    /// as many digits; `real.samples` says for how many it was.
+    pub fn against(
+        classifier: &Classifier,
+        generated: &[u8],
+        requested: Option<&[u8]>,
+        real: &RealStats,
+    ) -> candle_core::Result<QualityReport> {
         let (gen_p, gen_f) = classifier.run_bytes(generated)?;
-        let (test_p, test_f) = classifier.run_bytes(&mnist.test.pixels)?;
-        let (_, train_f) = classifier.run_bytes(&train.pixels)?;
-        let k = 2000;
-        let few = |f: &[Vec<f32>]| f[..f.len().min(k)].to_vec();
         Ok(QualityReport {
-            samples: n,
+            samples: gen_p.len(),
             digit_shares: digit_shares(&gen_p),
-            digit_shares_real: digit_shares(&test_p),
-            frechet_distance: frechet_distance(&gen_f, &test_f),
-            frechet_distance_real: frechet_distance(&train_f, &test_f),
+            digit_shares_real: real.digit_shares,
+            frechet_distance: frechet_distance_of(&moments(&gen_f), &real.test_moments),
+            frechet_distance_real: real.frechet_distance,
             inception_score: inception_score(&gen_p, 10),
-            inception_score_real: inception_score(&test_p, 10),
-            precision_recall: precision_recall(&few(&test_f), &few(&gen_f), 3),
-            precision_recall_real: precision_recall(&few(&test_f), &few(&train_f), 3),
+            inception_score_real: real.inception_score,
+            precision_recall: real.precision_recall_of(&gen_f),
+            precision_recall_real: real.precision_recall,
             label_accuracy: requested.map(|requested| {
-                let predicted: Vec<usize> =
-                    gen_p.iter().map(|p| crate::classifier::argmax(p)).collect();
+                let predicted: Vec<usize> = gen_p.iter().map(|p| argmax(p)).collect();
                 LabelAccuracy::new(requested, &predicted)
             }),
         })
