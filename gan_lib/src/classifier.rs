@@ -93,16 +93,18 @@ impl Classifier {
     }
 
     /// `(b, 1, 28, 28)` in [0, 1] → `(b, 128)` features.
+    /// In evaluation mode each BatchNorm is folded into the convolution before it.
     pub fn features(&self, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let x = x.affine(1.0 / MNIST_STD, -MNIST_MEAN / MNIST_STD)?;
-        let x = self
-            .norm1
-            .forward_t(&self.conv1.forward(&x)?, pass.is_train())?;
-        let x = relu_max_pool2(&x)?;
-        let x = self
-            .norm2
-            .forward_t(&self.conv2.forward(&x)?, pass.is_train())?;
-        let x = relu_max_pool2(&x)?;
+        let convolve = |conv: &Conv2d, norm: &BatchNorm, x: &Tensor| match pass.is_train() {
+            true => norm.forward_t(&conv.forward(x)?, true),
+            false => {
+                let (scale, shift) = norm.eval_scale_shift()?;
+                conv.followed_by(&scale, &shift)?.forward(x)
+            }
+        };
+        let x = relu_max_pool2(&convolve(&self.conv1, &self.norm1, &x)?)?;
+        let x = relu_max_pool2(&convolve(&self.conv2, &self.norm2, &x)?)?;
         let x = leaky_relu(&self.fc1.forward(&x.flatten_from(1)?)?, 0.0)?;
         pass.dropout(&x, 0.25)
     }
@@ -281,4 +283,48 @@ pub fn train(
         evaluations.push(evaluation);
     }
     Ok((classifier, evaluations))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Evaluation folds each BatchNorm into its convolution: the features must be those of
+    /// the convolution followed by candle's BatchNorm in evaluation mode, with trained running
+    /// statistics (the shipped classifier's, scaled so that no channel's are trivial).
+    #[test]
+    fn folded_batch_norm_gives_the_features_of_conv_then_batch_norm() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../data/weights/classifier.safetensors"
+        );
+        let classifier = Classifier::load(path, &Device::Cpu).unwrap();
+        let x = Tensor::rand(0f32, 1.0, (6, 1, IMAGE_SIDE, IMAGE_SIDE), &Device::Cpu).unwrap();
+        let folded = classifier.features(&x, &mut Pass::eval()).unwrap();
+
+        let unfolded = {
+            let c = &classifier;
+            let x = x.affine(1.0 / MNIST_STD, -MNIST_MEAN / MNIST_STD).unwrap();
+            let x = c.norm1.forward_t(&c.conv1.forward(&x).unwrap(), false);
+            let x = relu_max_pool2(&x.unwrap()).unwrap();
+            let x = c.norm2.forward_t(&c.conv2.forward(&x).unwrap(), false);
+            let x = relu_max_pool2(&x.unwrap()).unwrap();
+            leaky_relu(&c.fc1.forward(&x.flatten_from(1).unwrap()).unwrap(), 0.0).unwrap()
+        };
+        let difference = (&folded - &unfolded)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let largest = unfolded.abs().unwrap().max_all().unwrap();
+        let largest = largest.to_scalar::<f32>().unwrap();
+        assert!(largest > 1.0, "features too small to compare: {largest}");
+        assert!(
+            difference < 1e-4 * largest,
+            "{difference} (largest feature {largest})"
+        );
+    }
 }

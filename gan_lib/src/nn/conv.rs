@@ -72,6 +72,24 @@ impl Conv2d {
         }
     }
 
+    /// The same layer with a per-output-channel `scale` and `shift` applied to what it
+    /// computes, in its kernel and bias: a BatchNorm in evaluation mode folded in
+    /// ([`crate::nn::BatchNorm::eval_scale_shift`]), one pass over the images fewer.
+    pub fn followed_by(&self, scale: &Tensor, shift: &Tensor) -> Result<Conv2d> {
+        let outputs = scale.dim(0)?;
+        let weight = self
+            .weight()
+            .broadcast_mul(&scale.reshape((outputs, 1, 1, 1))?)?;
+        let bias = match self.candle.bias() {
+            Some(bias) => ((bias * scale)? + shift)?,
+            None => shift.clone(),
+        };
+        Ok(Conv2d {
+            candle: candle_nn::Conv2d::new(weight, Some(bias), *self.candle.config()),
+            ..self.clone()
+        })
+    }
+
     /// Carries `gradient`, a gradient at the layer's output `(n, o, oh, ow)`, back to its
     /// input `(n, c, side, side)`: the transposed convolution with the layer's kernel and no
     /// bias; rows and columns that a strided convolution skipped at the end come back as

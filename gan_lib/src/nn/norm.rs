@@ -72,4 +72,16 @@ impl BatchNorm {
         )?;
         Ok(y)
     }
+
+    /// This layer in evaluation mode as a per-channel `(scale, shift)`: `y = x·scale + shift`
+    /// with `scale = weight / √(running_var + eps)` and `shift = bias − running_mean·scale`,
+    /// to fold into the layer before it (see [`crate::nn::Conv2d::followed_by`]).
+    pub fn eval_scale_shift(&self) -> Result<(Tensor, Tensor)> {
+        let Some((weight, bias)) = self.candle.weight_and_bias() else {
+            candle_core::bail!("batch-norm without weight and bias");
+        };
+        let scale = (weight / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
+        let shift = (bias - (self.running_mean.as_tensor() * &scale)?)?;
+        Ok((scale, shift))
+    }
 }
