@@ -234,6 +234,24 @@ fn bench_parses_its_flags_before_measuring() {
         "{}",
         text(&zero)
     );
+    let conditional = bench(&["--presets", "cgan-fast", "--no-torch"]);
+    assert!(
+        !conditional.status.success() && text(&conditional).contains("cgan-fast is conditional"),
+        "{}",
+        text(&conditional)
+    );
+    // The machine's ceiling, which each row's GFLOP/s is a share of: a positive figure, and
+    // the vector extension the kernels use.
+    let peak = bench(&["--peak-only", "--threads", "1"]);
+    assert!(peak.status.success(), "{}", text(&peak));
+    let gflops: f64 = text(&peak)
+        .split("FP32 peak, 1 thread: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no peak figure in: {}", text(&peak)));
+    assert!(gflops > 1.0, "{}", text(&peak));
+    assert!(text(&peak).contains("the matmul kernels use AVX"), "{}", text(&peak));
 }
 
 #[test]

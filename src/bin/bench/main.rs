@@ -16,6 +16,8 @@
 //! To profile one preset's training alone: `bench --one dcgan-course --steps 50 --train-only`
 //! under `perf record`.
 
+mod peak;
+
 use std::process::Command;
 use std::time::Instant;
 
@@ -330,6 +332,36 @@ fn describe(device: &Device) -> String {
     )
 }
 
+/// Measures and prints the CPU's FP32 peak for each thread count (nothing on a GPU): the
+/// ceiling each row's GFLOP/s is a share of.
+fn print_peaks(
+    thread_counts: &[usize],
+    device: &Device,
+) -> std::collections::HashMap<usize, Option<f64>> {
+    let mut peaks = std::collections::HashMap::new();
+    if !device.is_cpu() {
+        return peaks;
+    }
+    let extension = peak::vector_extension();
+    for &threads in thread_counts {
+        let peak = peak::fp32_peak_gflops(extension, threads, 0.5);
+        peaks.insert(threads, peak);
+        let avx2 = match extension {
+            "AVX-512" => peak::fp32_peak_gflops("AVX2+FMA", threads, 0.5)
+                .map_or(String::new(), |g| format!("; with AVX2 only {g:.0}")),
+            _ => String::new(),
+        };
+        match peak {
+            Some(gflops) => println!(
+                "FP32 peak, {threads} thread{}: {gflops:.0} GFLOP/s (fused multiply-adds on registers, {extension}{avx2}); the matmul kernels use {extension}",
+                if threads == 1 { "" } else { "s" }
+            ),
+            None => println!("FP32 peak: not measured ({extension})"),
+        }
+    }
+    peaks
+}
+
 /// Training, generation and classifier speed for every preset, side by side with PyTorch.
 #[derive(Parser)]
 #[command(about = "Training, generation and classifier speed of every preset, beside PyTorch")]
@@ -364,6 +396,9 @@ struct Args {
     /// Measure the classifier in this process and print JSON.
     #[arg(long, conflicts_with = "one")]
     classifier_one: bool,
+    /// Measure only the CPU's FP32 peak (a fused multiply-add loop) for each thread count.
+    #[arg(long, conflicts_with_all = ["one", "classifier_one"])]
+    peak_only: bool,
 }
 
 fn main() -> Result<()> {
@@ -385,14 +420,20 @@ fn main() -> Result<()> {
     }
     let repeat = args.repeat;
     let thread_counts = args.threads.clone();
+    if args.peak_only {
+        print_peaks(&thread_counts, &device);
+        return Ok(());
+    }
     let presets = if args.presets.is_empty() {
-        // The PyTorch reference mirrors the BCE loop: by default, the presets it can
-        // reproduce (no hinge or Wasserstein loss, spectral norm or moving average).
+        // The PyTorch reference mirrors the unconditional BCE loop: by default, the presets
+        // it can reproduce (no labels, hinge or Wasserstein loss, spectral norm or moving
+        // average).
         PRESETS
             .iter()
             .filter(|(n, _)| {
                 TrainConfig::preset(n).is_ok_and(|c| {
-                    c.loss == gan_lib::config::Loss::Bce
+                    !c.model.conditional()
+                        && c.loss == gan_lib::config::Loss::Bce
                         && c.ema_decay == 0.0
                         && !matches!(&c.model, ModelConfig::Mlp(m) if m.d_spectral_norm)
                         && !matches!(&c.model, ModelConfig::Dcgan(m) if m.d_spectral_norm)
@@ -404,7 +445,9 @@ fn main() -> Result<()> {
         args.presets.clone()
     };
     for name in &presets {
-        TrainConfig::preset(name)?;
+        if TrainConfig::preset(name)?.model.conditional() {
+            bail!("--presets: {name} is conditional; the benchmark measures unconditional presets");
+        }
     }
     let torch = if args.no_torch {
         None
@@ -427,6 +470,7 @@ fn main() -> Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!("PyTorch: {}", torch.as_deref().unwrap_or("not run"));
+    let peaks = print_peaks(&thread_counts, &device);
     println!("device: {}", describe(&device));
     let started = Instant::now();
     for _ in 0..3 {
@@ -447,8 +491,11 @@ fn main() -> Result<()> {
             "### {threads} thread{}\n",
             if threads == 1 { "" } else { "s" }
         );
-        println!("| preset | batch | GFLOP/step | ms/step | PyTorch ms/step | speed vs PyTorch | s/epoch | GFLOP/s | 10,000 digits (s) | PyTorch (s) | peak MiB | PyTorch MiB |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let peak = peaks.get(&threads).copied().flatten();
+        let share =
+            |gflops: f64| peak.map_or("–".into(), |p| format!("{:.0}%", 100.0 * gflops / p));
+        println!("| preset | batch | GFLOP/step | ms/step | PyTorch ms/step | speed vs PyTorch | s/epoch | GFLOP/s | of peak | 10,000 digits (s) | PyTorch (s) | peak MiB | PyTorch MiB |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for name in &presets {
             let config = TrainConfig::preset(name)?;
             let pair = runner.measure(
@@ -460,13 +507,14 @@ fn main() -> Result<()> {
             let ms = pair.ours("ms_per_step");
             let flops = flops_per_step(&config);
             println!(
-                "| {name} | {} | {:.2} | {ms:.1} | {} | {} | {:.1} | {:.0} | {:.3} | {} | {:.0} | {} |",
+                "| {name} | {} | {:.2} | {ms:.1} | {} | {} | {:.1} | {:.0} | {} | {:.3} | {} | {:.0} | {} |",
                 config.batch_size,
                 flops / 1e9,
                 or_dash(pair.torch("ms_per_step"), 1),
                 ratio(pair.torch("ms_per_step"), ms),
                 ms / 1000.0 * (60_000 / config.batch_size) as f64,
                 flops / ms / 1e6,
+                share(flops / ms / 1e6),
                 pair.ours("generate_10k_s"),
                 or_dash(pair.torch("generate_10k_s"), 3),
                 pair.ours("peak_mib"),
@@ -482,9 +530,10 @@ fn main() -> Result<()> {
             )?;
             let train = pair.ours("train_images_per_s");
             println!(
-                "\nclassifier: training {train:.0} images/s ({:.0} s/epoch, {:.0} GFLOP/s), PyTorch {} images/s, speed vs PyTorch {}; inference {:.0} images/s, PyTorch {}; peak {:.0} MiB\n",
+                "\nclassifier: training {train:.0} images/s ({:.0} s/epoch, {:.0} GFLOP/s, {} of peak), PyTorch {} images/s, speed vs PyTorch {}; inference {:.0} images/s, PyTorch {}; peak {:.0} MiB\n",
                 60_000.0 / train,
                 train * 6.0 * CLASSIFIER_MACS / 1e9,
+                share(train * 6.0 * CLASSIFIER_MACS / 1e9),
                 or_dash(pair.torch("train_images_per_s"), 0),
                 pair.torch("train_images_per_s").map_or("–".into(), |t| format!("{:.2}x", train / t)),
                 pair.ours("inference_images_per_s"),
