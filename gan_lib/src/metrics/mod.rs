@@ -71,20 +71,23 @@ fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
 
 /// Squared distance from each point to its k-th nearest neighbour in the same set.
 pub(crate) fn knn_radii(points: &[Vec<f32>], k: usize) -> Vec<f32> {
+    use rayon::prelude::*;
     points
-        .iter()
+        .par_iter()
         .map(|p| {
             let mut distances: Vec<f32> = points.iter().map(|q| squared_distance(p, q)).collect();
-            distances.sort_by(f32::total_cmp);
-            distances[k.min(distances.len() - 1)] // index 0 is the point itself
+            // The k-th smallest (the 0th is the point itself), without sorting them all.
+            let k = k.min(distances.len() - 1);
+            *distances.select_nth_unstable_by(k, f32::total_cmp).1
         })
         .collect()
 }
 
 /// Fraction of `queries` that fall inside some reference point's k-NN ball.
 pub(crate) fn coverage(references: &[Vec<f32>], radii: &[f32], queries: &[Vec<f32>]) -> f64 {
+    use rayon::prelude::*;
     let inside = queries
-        .iter()
+        .par_iter()
         .filter(|q| {
             references
                 .iter()
