@@ -37,6 +37,8 @@ fn presets_are_listed() {
         "cgan-fast",
         "cgan-mlp",
         "cgan-dcgan",
+        "cgan-dcgan-fast",
+        "dcgan-fast",
     ] {
         assert!(text(&output).contains(name), "{name} missing");
     }
@@ -251,7 +253,11 @@ fn bench_parses_its_flags_before_measuring() {
         .and_then(|number| number.parse().ok())
         .unwrap_or_else(|| panic!("no peak figure in: {}", text(&peak)));
     assert!(gflops > 1.0, "{}", text(&peak));
-    assert!(text(&peak).contains("the matmul kernels use AVX"), "{}", text(&peak));
+    assert!(
+        text(&peak).contains("the matmul kernels use AVX"),
+        "{}",
+        text(&peak)
+    );
 }
 
 #[test]

@@ -18,7 +18,10 @@ use gan_lib::train::{BudgetClock, Gan, Opened, Start, TrainError, Trainer};
 /// dcgan-wgan-gp is dcgan-course without the critic's BatchNorm (96 parameters).
 /// cgan-mlp and cgan-dcgan add the label's 10 inputs to G's first layer and D's projection
 /// (10 x the features entering D's head) to their unconditional designs.
-const PARAMS: [(&str, usize, usize); 14] = [
+/// dcgan-fast: G dense 64→7x7x32 (+ BatchNorm over its 1,568 values), ConvTranspose 32→16 and
+/// 16→1 (4x4, + BatchNorm 16); D Conv 1→16 and 16→32 (4x4) and a linear head 1,568→1;
+/// cgan-dcgan-fast adds the label's 10 inputs to G's dense layer and D's 10 x 1,568 projection.
+const PARAMS: [(&str, usize, usize); 16] = [
     ("cgan-fast", 551_952 + 2_560, 533_505 + 2_560),
     ("fast-mlp", 551_952, 533_505),
     ("quick-mlp", 551_952, 533_505),
@@ -33,6 +36,16 @@ const PARAMS: [(&str, usize, usize); 14] = [
     ("wide-mlp", 1_497_104, 533_505),
     ("cgan-mlp", 1_497_104 + 2_560, 533_505 + 2_560),
     ("cgan-dcgan", 747_841 + 23_040, 8_592 + 801 + 8_000),
+    (
+        "cgan-dcgan-fast",
+        (74 + 1) * 1_568 + 2 * 1_568 + 32 * 16 * 16 + 16 + 2 * 16 + 16 * 16 + 1,
+        16 * 16 + 16 + 16 * 32 * 16 + 32 + 1_568 + 1 + 10 * 1_568,
+    ),
+    (
+        "dcgan-fast",
+        (64 + 1) * 1_568 + 2 * 1_568 + 32 * 16 * 16 + 16 + 2 * 16 + 16 * 16 + 1,
+        16 * 16 + 16 + 16 * 32 * 16 + 32 + 1_568 + 1,
+    ),
 ];
 
 /// The default preset made small, with dropout in D.

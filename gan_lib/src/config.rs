@@ -287,7 +287,7 @@ pub enum ConfigError {
 }
 
 /// The presets in `configs/`, by name. The first is the default.
-pub const PRESETS: [(&str, &str); 14] = [
+pub const PRESETS: [(&str, &str); 16] = [
     ("cgan-fast", include_str!("../../configs/cgan-fast.toml")),
     ("fast-mlp", include_str!("../../configs/fast-mlp.toml")),
     ("quick-mlp", include_str!("../../configs/quick-mlp.toml")),
@@ -317,6 +317,11 @@ pub const PRESETS: [(&str, &str); 14] = [
     ("wide-mlp", include_str!("../../configs/wide-mlp.toml")),
     ("cgan-mlp", include_str!("../../configs/cgan-mlp.toml")),
     ("cgan-dcgan", include_str!("../../configs/cgan-dcgan.toml")),
+    (
+        "cgan-dcgan-fast",
+        include_str!("../../configs/cgan-dcgan-fast.toml"),
+    ),
+    ("dcgan-fast", include_str!("../../configs/dcgan-fast.toml")),
 ];
 
 /// The preset `train` uses when given none.
