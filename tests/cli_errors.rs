@@ -50,20 +50,15 @@ fn refused(args: &[&str], code: i32, expected: &[&str]) {
 
 /// A small run on real digits: quick-mlp's networks, 128 images, one epoch.
 fn small_run(out: &Path, run: &str) {
-    let output = mnist_gan(&[
-        "train",
-        "--quiet",
-        "--preset",
-        "quick-mlp",
-        "--epochs",
-        "1",
-        "--limit",
-        "128",
-        "--out",
-        out.to_str().unwrap(),
-        "--run",
-        run,
-    ]);
+    small_run_with(out, run, &["--limit", "128"]);
+}
+
+/// One epoch of quick-mlp, quietly, with `extra` flags (the digits, the networks' sizes).
+fn small_run_with(out: &Path, run: &str, extra: &[&str]) {
+    let mut args = vec!["train", "--quiet", "--preset", "quick-mlp", "--epochs", "1"];
+    args.extend(extra);
+    args.extend(["--out", out.to_str().unwrap(), "--run", run]);
+    let output = mnist_gan(&args);
     assert!(output.status.success(), "{}", text(&output));
 }
 
@@ -385,25 +380,16 @@ fn a_full_disk_at_any_file_of_a_run_keeps_the_run() {
     for (file, epochs, limit, fails) in cases {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("run");
-        let made = mnist_gan(&[
-            "train",
-            "--quiet",
-            "--preset",
-            "quick-mlp",
-            "--epochs",
-            "1",
+        // 50 steps an epoch, networks of 16 hidden units: small files, in a known order of size.
+        let tiny = [
             "--limit",
             "3200",
             "--set",
             "model.g_hidden=[16]",
             "--set",
             "model.d_hidden=[16]",
-            "--out",
-            dir.path().to_str().unwrap(),
-            "--run",
-            "run",
-        ]);
-        assert!(made.status.success(), "{}", text(&made));
+        ];
+        small_run_with(dir.path(), "run", &tiny);
         let before = run_files(&run);
         let output = resume_on_a_full_disk(dir.path(), epochs, limit);
         let message = text(&output);
