@@ -84,7 +84,7 @@ pub(crate) fn knn_radii(points: &[Vec<f32>], k: usize) -> Vec<f32> {
 }
 
 /// Fraction of `queries` that fall inside some reference point's k-NN ball.
-pub(crate) fn coverage(references: &[Vec<f32>], radii: &[f32], queries: &[Vec<f32>]) -> f64 {
+fn coverage(references: &[Vec<f32>], radii: &[f32], queries: &[Vec<f32>]) -> f64 {
     use rayon::prelude::*;
     let inside = queries
         .par_iter()
@@ -101,10 +101,20 @@ pub(crate) fn coverage(references: &[Vec<f32>], radii: &[f32], queries: &[Vec<f3
 /// k-NN precision (share of generated samples inside the real manifold) and recall (share
 /// of real samples inside the generated manifold).
 pub fn precision_recall(real: &[Vec<f32>], generated: &[Vec<f32>], k: usize) -> (f64, f64) {
+    precision_recall_with_radii(real, &knn_radii(real, k), generated, k)
+}
+
+/// [`precision_recall`] with the real points' k-NN radii already known (cached with them).
+pub(crate) fn precision_recall_with_radii(
+    real: &[Vec<f32>],
+    real_radii: &[f32],
+    generated: &[Vec<f32>],
+    k: usize,
+) -> (f64, f64) {
     if real.is_empty() || generated.is_empty() {
         return (0.0, 0.0);
     }
-    let precision = coverage(real, &knn_radii(real, k), generated);
+    let precision = coverage(real, real_radii, generated);
     let recall = coverage(generated, &knn_radii(generated, k), real);
     (precision, recall)
 }

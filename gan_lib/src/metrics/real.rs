@@ -10,7 +10,7 @@ use nalgebra::{DMatrix, DVector};
 use sha2::{Digest, Sha256};
 
 use super::frechet::{frechet_distance_of, moments, Moments};
-use super::{coverage, inception_score, knn_radii, precision_recall};
+use super::{inception_score, knn_radii, precision_recall_with_radii};
 use crate::checkpoint::{self, CheckpointError, TensorFile};
 use crate::classifier::Classifier;
 use crate::data::{Mnist, IMAGE_PIXELS};
@@ -94,17 +94,19 @@ impl RealStats {
             classifier.run_bytes(&mnist.train.pixels[..train_digits * IMAGE_PIXELS])?;
         let test_moments = moments(&test_f);
         let test_neighbours = neighbour_sample(&test_f).to_vec();
+        let test_radii = knn_radii(&test_neighbours, NEIGHBOURS);
         Ok(RealStats {
             samples,
             frechet_distance: frechet_distance_of(&moments(&train_f), &test_moments),
             inception_score: inception_score(&test_p, 10),
-            precision_recall: precision_recall(
+            precision_recall: precision_recall_with_radii(
                 &test_neighbours,
+                &test_radii,
                 neighbour_sample(&train_f),
                 NEIGHBOURS,
             ),
             digit_shares: digit_shares(&test_p),
-            test_radii: knn_radii(&test_neighbours, NEIGHBOURS),
+            test_radii,
             test_moments,
             test_neighbours,
         })
@@ -260,17 +262,13 @@ impl RealStats {
 
     /// k-NN precision and recall of `generated` features against the test set's.
     pub(super) fn precision_recall_of(&self, generated: &[Vec<f32>]) -> (f64, f64) {
-        if self.test_neighbours.is_empty() || generated.is_empty() {
-            return (0.0, 0.0);
-        }
         let generated = neighbour_sample(generated);
-        let precision = coverage(&self.test_neighbours, &self.test_radii, generated);
-        let recall = coverage(
-            generated,
-            &knn_radii(generated, NEIGHBOURS),
+        precision_recall_with_radii(
             &self.test_neighbours,
-        );
-        (precision, recall)
+            &self.test_radii,
+            generated,
+            NEIGHBOURS,
+        )
     }
 }
 
