@@ -10,7 +10,7 @@ use gan_lib::analysis;
 use gan_lib::checkpoint::TensorFile;
 use gan_lib::config::TrainConfig;
 use gan_lib::data::{idx, IMAGE_PIXELS};
-use gan_lib::train::Gan;
+use gan_lib::models::Generator;
 
 /// Checkpoints and generator files: any bytes load as a generator or give an error; a
 /// generator that loads draws digits of the right shape, and finite ones.
@@ -19,14 +19,14 @@ pub fn checkpoint(bytes: &[u8]) {
     let Ok(file) = TensorFile::parse(bytes, "fuzzed.safetensors".into(), &device) else {
         return;
     };
-    let Ok((generator, config)) = Gan::generator_from(&file, &device) else {
+    let Ok((generator, config)) = Generator::from_file(&file, &device) else {
         return;
     };
     let z = Tensor::zeros((2, config.latent_dim), DType::F32, &device).unwrap();
     let labels = Tensor::new(&[3u32, 7], &device).unwrap();
     let labels = generator.is_conditional().then_some(&labels);
     let images = generator
-        .generate_with_labels(&z, labels)
+        .generate(&z, labels)
         .expect("an accepted generator draws");
     assert_eq!(images.dim(0).unwrap(), 2, "{:?}", images.dims());
     assert_eq!(images.elem_count(), 2 * IMAGE_PIXELS, "{:?}", images.dims());

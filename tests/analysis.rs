@@ -531,7 +531,6 @@ fn the_classifier_trains_with_the_largest_seed() {
         epochs: 1,
         batch_size: 32,
         seed: u64::MAX,
-        progress: false,
         ..Default::default()
     };
     let data = mnist().test.clone().limit(64);

@@ -55,9 +55,7 @@ fn labels_reach_both_networks_of_both_architectures() {
         let z = gan.noise(1, &mut rng::seeded(2)).unwrap();
         let z = Tensor::cat(&[&z, &z], 0).unwrap();
         let labels = digits(&[3, 8]);
-        let images = g
-            .forward_with_labels(&z, Some(&labels), &mut Pass::eval())
-            .unwrap();
+        let images = g.forward(&z, Some(&labels), &mut Pass::eval()).unwrap();
         assert_eq!(images.dims(), &[2, 1, 28, 28], "{preset}");
         let (three, eight) = (images.get(0).unwrap(), images.get(1).unwrap());
         assert!(
@@ -70,14 +68,12 @@ fn labels_reach_both_networks_of_both_architectures() {
             vectors.to_vec2::<f32>().unwrap()[1],
             [0., 0., 0., 0., 0., 0., 0., 0., 1., 0.]
         );
-        let again = g
-            .forward_with_labels(&z, Some(&vectors), &mut Pass::eval())
-            .unwrap();
+        let again = g.forward(&z, Some(&vectors), &mut Pass::eval()).unwrap();
         assert_eq!(max_difference(&images, &again), 0.0, "{preset}");
         // D judges one image differently as a 3 and as an 8.
         let same = Tensor::cat(&[&three.unsqueeze(0).unwrap(); 2], 0).unwrap();
         let logits = d
-            .forward_with_labels(&same, Some(&labels), &mut Pass::eval())
+            .forward(&same, Some(&labels), &mut Pass::eval())
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();
@@ -88,18 +84,18 @@ fn labels_reach_both_networks_of_both_architectures() {
         );
         // Without labels, or with labels of the wrong shape: clear errors.
         let error = g
-            .forward_pass(&z, &mut Pass::eval())
+            .forward(&z, None, &mut Pass::eval())
             .unwrap_err()
             .to_string();
         assert!(error.contains("conditional"), "{preset}: {error}");
         let error = d
-            .forward_pass(&images, &mut Pass::eval())
+            .forward(&images, None, &mut Pass::eval())
             .unwrap_err()
             .to_string();
         assert!(error.contains("conditional"), "{preset}: {error}");
         let bad = Tensor::zeros((2, 3), candle_core::DType::F32, &CPU).unwrap();
         let error = g
-            .forward_with_labels(&z, Some(&bad), &mut Pass::eval())
+            .forward(&z, Some(&bad), &mut Pass::eval())
             .unwrap_err()
             .to_string();
         assert!(error.contains("labels must be"), "{preset}: {error}");
@@ -109,7 +105,7 @@ fn labels_reach_both_networks_of_both_architectures() {
     let z = gan.noise(2, &mut rng::seeded(2)).unwrap();
     let error = gan
         .generator
-        .forward_with_labels(&z, Some(&digits(&[1, 2])), &mut Pass::eval())
+        .forward(&z, Some(&digits(&[1, 2])), &mut Pass::eval())
         .unwrap_err()
         .to_string();
     assert!(error.contains("unconditional"), "{error}");
@@ -127,7 +123,7 @@ fn a_conditional_run_trains_writes_a_grid_per_digit_and_a_movie() {
         .limit(32)
         .images_tensor(gan_lib::data::PixelRange::Symmetric, &CPU)
         .unwrap();
-    let error = trainer.train_step(&real).unwrap_err().to_string();
+    let error = trainer.train_step(&real, None).unwrap_err().to_string();
     assert!(error.contains("labelled"), "{error}");
     let reports = trainer.train(&data).unwrap();
     assert_eq!(reports.len(), 2);
@@ -146,7 +142,7 @@ fn a_conditional_run_trains_writes_a_grid_per_digit_and_a_movie() {
     assert_eq!(frames[0].buffer().width(), grid.width());
     // The saved generator is conditional and draws the digits asked for (as shapes here).
     let (generator, saved) =
-        Gan::load_generator(dir.path().join("generator.safetensors"), &CPU).unwrap();
+        Generator::load(dir.path().join("generator.safetensors"), &CPU).unwrap();
     assert!(saved.model.conditional() && generator.is_conditional());
     let pixels = generator.draw_labelled(&[0, 7, 7], 5, &CPU).unwrap();
     assert_eq!(pixels.len(), 3 * 784);
@@ -155,8 +151,8 @@ fn a_conditional_run_trains_writes_a_grid_per_digit_and_a_movie() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("digit 10"), "{error}");
-    // draw_digits asks a conditional generator for each digit in turn.
-    let balanced = generator.draw_digits(3, 5, &CPU).unwrap();
+    // draw asks a conditional generator for each digit in turn.
+    let balanced = generator.draw(3, 5, &CPU).unwrap();
     assert_eq!(
         balanced,
         generator.draw_labelled(&[0, 1, 2], 5, &CPU).unwrap()
@@ -225,11 +221,11 @@ fn latent_walks_start_and_end_at_the_endpoints_own_samples() {
         assert_eq!(walk.steps, 6);
         assert!(close(
             &image(&walk.pixels, 0),
-            &plain.draw_digits(1, 5, &CPU).unwrap()
+            &plain.draw(1, 5, &CPU).unwrap()
         ));
         assert!(close(
             &image(&walk.pixels, 5),
-            &plain.draw_digits(1, 9, &CPU).unwrap()
+            &plain.draw(1, 9, &CPU).unwrap()
         ));
         assert!(
             !close(&image(&walk.pixels, 2), &image(&walk.pixels, 0)),
@@ -386,14 +382,14 @@ fn the_fast_dcgans_train_save_reload_and_repeat_bit_for_bit() {
         assert_eq!(a, run(second.path()), "{preset}: two seeded runs differ");
 
         let (generator, loaded_config) =
-            Gan::load_generator(first.path().join("generator.safetensors"), &CPU).unwrap();
+            Generator::load(first.path().join("generator.safetensors"), &CPU).unwrap();
         assert_eq!(loaded_config, config, "{preset}");
         assert_eq!(
             generator.is_conditional(),
             preset.starts_with("cgan"),
             "{preset}"
         );
-        let digits = generator.draw_digits(20, 0, &CPU).unwrap();
+        let digits = generator.draw(20, 0, &CPU).unwrap();
         assert_eq!(digits.len(), 20 * 784, "{preset}");
         assert!(digits.iter().any(|&p| p > 0), "{preset}: blank digits");
     }

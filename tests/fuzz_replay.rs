@@ -89,7 +89,7 @@ fn the_checkpoint_check_sees_a_nan_generator() {
         .unwrap();
     let nan = (tensor.ones_like().unwrap() * f64::NAN).unwrap();
     file.tensors.insert(name.clone(), nan);
-    let error = gan_lib::train::Gan::generator_from(&file, &device)
+    let error = gan_lib::models::Generator::from_file(&file, &device)
         .err()
         .unwrap_or_else(|| panic!("a generator with NaN in {name} loaded"));
     assert!(error.to_string().contains("NaN"), "{error}");

@@ -38,7 +38,6 @@ config.epochs = 1000;
 let mnist = Mnist::load_vendored().unwrap();
 let data = mnist.train.clone().limit(3000);
 let (mut trainer, opened) = Trainer::open(&config, "../outputs/interrupt-check", Start::Continue, &Device::Cpu).unwrap();
-trainer.progress = false;
 println!("{opened}; starting after epoch {}", trainer.epoch);
 """
 TRAIN = """

@@ -230,7 +230,6 @@ let mnist = gan_lib::data::Mnist::load_vendored().unwrap();
 let mut config = gan_lib::config::TrainConfig::preset("fast-mlp").unwrap();
 config.epochs = 1000;
 let (mut trainer, _) = gan_lib::train::Trainer::open(&config, &format!("../outputs/kernels-check-busy-{}", std::process::id()), gan_lib::train::Start::Fresh, &gan_lib::candle_core::Device::Cpu).unwrap();
-trainer.progress = false;
 let data = mnist.train.clone().limit(6400);
 println!("busy");
 while trainer.epoch < config.epochs { trainer.train_epoch(&data).unwrap(); }

@@ -12,7 +12,7 @@ use gan_lib::checkpoint::TensorFile;
 use gan_lib::config::{Loss, ModelConfig, TrainConfig, PRESETS};
 use gan_lib::data::PixelRange;
 use gan_lib::ema::Ema;
-use gan_lib::models::{gradient_penalty, Discriminator};
+use gan_lib::models::{gradient_penalty, Discriminator, Generator};
 use gan_lib::rng;
 use gan_lib::train::{Gan, Trainer};
 
@@ -73,7 +73,6 @@ fn resume_is_exact_with_ema_spectral_norm_and_each_loss() {
             .train_epoch(&data)
             .unwrap();
         let mut resumed = Trainer::resume(resumed_dir.path(), None, &Device::Cpu).unwrap();
-        resumed.progress = false;
         resumed.train(&data).unwrap();
 
         let d = weights(&straight.gan.d_vars);
@@ -102,10 +101,10 @@ fn resume_is_exact_with_ema_spectral_norm_and_each_loss() {
         // The saved generator is the average, and so is what a checkpoint draws with.
         for file in ["generator.safetensors", "checkpoint.safetensors"] {
             let (loaded, _) =
-                Gan::load_generator(straight_dir.path().join(file), &Device::Cpu).unwrap();
+                Generator::load(straight_dir.path().join(file), &Device::Cpu).unwrap();
             let z = straight.gan.noise(3, &mut rng::seeded(2)).unwrap();
             let pixels = |g: &gan_lib::models::Generator| {
-                g.generate(&z)
+                g.generate(&z, None)
                     .unwrap()
                     .flatten_all()
                     .unwrap()
@@ -265,7 +264,7 @@ fn check_penalty_gradients(config: &TrainConfig, conditional: bool) {
     let digits = Tensor::new(&[3u32, 7, 0], &device).unwrap();
     let labels = conditional.then_some(&digits);
     let logits_sum = |x: &Tensor| -> f64 {
-        d.forward_with_labels(x, labels, &mut gan_lib::nn::Pass::eval())
+        d.forward(x, labels, &mut gan_lib::nn::Pass::eval())
             .unwrap()
             .sum_all()
             .unwrap()
@@ -439,7 +438,7 @@ fn every_preset_trains_a_step_and_summarises() {
             .unwrap();
         let labels = eight.labels_tensor(&Device::Cpu).unwrap();
         let labels = config.model.conditional().then_some(&labels);
-        let stats = trainer.train_step_with_labels(&batch, labels).unwrap();
+        let stats = trainer.train_step(&batch, labels).unwrap();
         assert!(
             stats.d_loss.is_finite() && stats.g_loss.is_finite(),
             "{name}"
@@ -471,7 +470,7 @@ fn dcgan_discriminator_trains_with_spectral_norm_and_hinge() {
         .limit(8)
         .images_tensor(PixelRange::Symmetric, &Device::Cpu)
         .unwrap();
-    let stats = trainer.train_step(&batch).unwrap();
+    let stats = trainer.train_step(&batch, None).unwrap();
     assert!(stats.d_loss.is_finite() && stats.g_loss.is_finite());
     let after = weights(&trainer.gan.d_vars);
     for ((name, b), (_, a)) in before.iter().zip(&after) {

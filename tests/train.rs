@@ -78,12 +78,12 @@ fn every_preset_builds_with_the_source_parameter_counts() {
         let labels = config.model.conditional().then_some(&digits);
         let images = gan
             .generator
-            .forward_with_labels(&z, labels, &mut Pass::eval())
+            .forward(&z, labels, &mut Pass::eval())
             .unwrap();
         assert_eq!(images.dims(), &[3, 1, 28, 28], "{name}");
         assert_eq!(
             gan.discriminator
-                .forward_with_labels(&images, labels, &mut Pass::eval())
+                .forward(&images, labels, &mut Pass::eval())
                 .unwrap()
                 .dims(),
             &[3],
@@ -109,11 +109,11 @@ fn frozen_discriminator_gives_g_the_same_gradients_and_d_none() {
         let z = gan.noise(6, &mut rng::seeded(2)).unwrap();
         let fake = gan
             .generator
-            .forward_pass(&z, &mut Pass::train(&mut rng::seeded(3)))
+            .forward(&z, None, &mut Pass::train(&mut rng::seeded(3)))
             .unwrap();
         let logits = |d: &Discriminator| {
             // The same dropout masks for both.
-            d.forward_pass(&fake, &mut Pass::train(&mut rng::seeded(4)))
+            d.forward(&fake, None, &mut Pass::train(&mut rng::seeded(4)))
                 .unwrap()
         };
         let running = |name: &str| {
@@ -135,7 +135,7 @@ fn frozen_discriminator_gives_g_the_same_gradients_and_d_none() {
             let once = {
                 let g = Gan::new(&config, &Device::Cpu, &mut rng::seeded(1)).unwrap();
                 g.discriminator
-                    .forward_pass(&fake.detach(), &mut Pass::train(&mut rng::seeded(4)))
+                    .forward(&fake.detach(), None, &mut Pass::train(&mut rng::seeded(4)))
                     .unwrap();
                 let vars = g.d_vars.data().lock().unwrap();
                 vars[stat].as_tensor().to_vec1::<f32>().unwrap()
@@ -210,10 +210,10 @@ fn training_steps_on_a_fixed_batch_lower_the_discriminator_loss() {
         .limit(32)
         .images_tensor(gan_lib::data::PixelRange::Symmetric, &Device::Cpu)
         .unwrap();
-    let first = trainer.train_step(&real).unwrap();
+    let first = trainer.train_step(&real, None).unwrap();
     let mut last = first;
     for _ in 0..30 {
-        last = trainer.train_step(&real).unwrap();
+        last = trainer.train_step(&real, None).unwrap();
     }
     assert!(
         last.d_loss < first.d_loss * 0.8,
@@ -272,7 +272,6 @@ fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
     first_half.train_epoch(&data).unwrap();
     drop(first_half);
     let mut resumed = Trainer::resume(resumed_dir.path(), None, &Device::Cpu).unwrap();
-    resumed.progress = false;
     assert_eq!((resumed.epoch, resumed.step), (1, 8));
     resumed.train(&data).unwrap();
 
@@ -293,11 +292,8 @@ fn open_continues_an_unfinished_run_and_restarts_a_finished_or_changed_one() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("run");
     let kept = parent.path().join("run.previous");
-    let open = |config: &TrainConfig, start| {
-        let (mut trainer, opened) = Trainer::open(config, &dir, start, &Device::Cpu).unwrap();
-        trainer.progress = false;
-        (trainer, opened)
-    };
+    let open =
+        |config: &TrainConfig, start| Trainer::open(config, &dir, start, &Device::Cpu).unwrap();
 
     let (mut first, opened) = open(&config, Start::Continue);
     assert_eq!((opened, first.epoch), (Opened::Started, 0));
@@ -438,11 +434,11 @@ fn saved_generator_reloads_and_generates_the_same_digits() {
         let gan = Gan::new(&config, &Device::Cpu, &mut rng::seeded(5)).unwrap();
         let path = dir.path().join(format!("{preset}.safetensors"));
         checkpoint::save_weights(&path, &gan.g_vars, &config).unwrap();
-        let (loaded, loaded_config) = Gan::load_generator(&path, &Device::Cpu).unwrap();
+        let (loaded, loaded_config) = Generator::load(&path, &Device::Cpu).unwrap();
         assert_eq!(loaded_config, config);
         let z = gan.noise(4, &mut rng::seeded(9)).unwrap();
         let pixels = |g: &Generator| {
-            g.forward_pass(&z, &mut Pass::eval())
+            g.forward(&z, None, &mut Pass::eval())
                 .unwrap()
                 .flatten_all()
                 .unwrap()
@@ -457,7 +453,7 @@ fn saved_generator_reloads_and_generates_the_same_digits() {
 fn bad_checkpoints_say_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nothing.safetensors");
-    let error = Gan::load_generator(&missing, &Device::Cpu).err().unwrap();
+    let error = Generator::load(&missing, &Device::Cpu).err().unwrap();
     assert!(
         matches!(error, CheckpointError::Io { .. })
             && error.to_string().contains("nothing.safetensors"),
@@ -466,7 +462,7 @@ fn bad_checkpoints_say_what_is_wrong() {
 
     let garbage = dir.path().join("garbage.safetensors");
     std::fs::write(&garbage, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
-    let error = Gan::load_generator(&garbage, &Device::Cpu).err().unwrap();
+    let error = Generator::load(&garbage, &Device::Cpu).err().unwrap();
     assert!(
         matches!(error, CheckpointError::Format { .. })
             && error.to_string().contains("garbage.safetensors"),
@@ -482,7 +478,7 @@ fn bad_checkpoints_say_what_is_wrong() {
         &TrainConfig::preset("quick-mlp").unwrap(),
     )
     .unwrap();
-    let error = Gan::load_generator(&wrong, &Device::Cpu).err().unwrap();
+    let error = Generator::load(&wrong, &Device::Cpu).err().unwrap();
     match &error {
         CheckpointError::Shape {
             tensor,
@@ -509,7 +505,7 @@ fn bad_checkpoints_say_what_is_wrong() {
     let path = dir.path().join("missing.safetensors");
     checkpoint::write_tensors(&path, tensors.clone(), metadata.clone()).unwrap();
     assert!(
-        matches!(Gan::load_generator(&path, &Device::Cpu).err().unwrap(), CheckpointError::Missing { tensor, .. } if tensor == "out.bias")
+        matches!(Generator::load(&path, &Device::Cpu).err().unwrap(), CheckpointError::Missing { tensor, .. } if tensor == "out.bias")
     );
     tensors.push(out_bias);
     tensors.push((
@@ -518,12 +514,12 @@ fn bad_checkpoints_say_what_is_wrong() {
     ));
     checkpoint::write_tensors(&path, tensors.clone(), metadata).unwrap();
     assert!(
-        matches!(Gan::load_generator(&path, &Device::Cpu).err().unwrap(), CheckpointError::Unexpected { tensor, .. } if tensor == "extra.weight")
+        matches!(Generator::load(&path, &Device::Cpu).err().unwrap(), CheckpointError::Unexpected { tensor, .. } if tensor == "extra.weight")
     );
 
     // Weights without a config: not ours.
     checkpoint::write_tensors(&path, tensors, Default::default()).unwrap();
-    let error = Gan::load_generator(&path, &Device::Cpu).err().unwrap();
+    let error = Generator::load(&path, &Device::Cpu).err().unwrap();
     assert!(
         matches!(error, CheckpointError::Format { .. }) && error.to_string().contains("metadata"),
         "{error}"

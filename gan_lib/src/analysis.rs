@@ -14,8 +14,8 @@ use plotters::prelude::*;
 use crate::classifier::{argmax, Classifier};
 use crate::data::{idx, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::metrics::LabelAccuracy;
+use crate::models::Generator;
 use crate::plot::{self, Picture, PlotError};
-use crate::train::Gan;
 
 /// Failures of the analysis.
 #[derive(Debug, thiserror::Error)]
@@ -122,11 +122,11 @@ impl DigitSource {
                         format!("cannot draw {n} digits: at most {MAX_DRAWN_DIGITS} at once"),
                     ));
                 }
-                let (generator, _) = Gan::load_generator(path, device)
-                    .map_err(|e| source_error(path, e.to_string()))?;
+                let (generator, _) =
+                    Generator::load(path, device).map_err(|e| source_error(path, e.to_string()))?;
                 Ok(Digits {
                     requested: generator.digits_asked(*n),
-                    ..digits(generator.draw_digits(*n, *seed, device)?)
+                    ..digits(generator.draw(*n, *seed, device)?)
                 })
             }
             DigitSource::Idx(path) => Ok(digits(

@@ -110,13 +110,13 @@ impl Classifier {
     }
 
     /// `(b, 1, 28, 28)` in [0, 1] → `(b, 10)` logits.
-    pub fn forward_pass(&self, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         self.fc2.forward(&self.features(x, pass)?)
     }
 
     /// Class probabilities (softmax), `(b, 10)`, in evaluation mode.
     pub fn probabilities(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::softmax(&self.forward_pass(x, &mut Pass::eval())?, D::Minus1)
+        candle_nn::ops::softmax(&self.forward(x, &mut Pass::eval())?, D::Minus1)
     }
 
     /// Probabilities and features of 28x28 byte images, computed in batches of 500.
@@ -208,8 +208,35 @@ pub struct ClassifierTraining {
     pub lr: f64,
     /// Seed of init, shuffling and dropout.
     pub seed: u64,
-    /// Show a progress bar and a line per epoch.
-    pub progress: bool,
+}
+
+/// What the classifier's training reports as it goes (the library prints nothing).
+#[derive(Debug)]
+pub enum ClassifierEvent<'a> {
+    /// A step finished: `done` of the epoch's `steps`, with the step's loss.
+    Step {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The run's epochs.
+        epochs: usize,
+        /// Steps done in this epoch.
+        done: usize,
+        /// Steps in the epoch.
+        steps: usize,
+        /// The step's cross-entropy loss.
+        loss: f32,
+    },
+    /// An epoch finished and was evaluated on the test set.
+    Epoch {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The run's epochs.
+        epochs: usize,
+        /// Its evaluation.
+        evaluation: &'a Evaluation,
+        /// Wall-clock seconds it took.
+        seconds: f64,
+    },
 }
 
 impl Default for ClassifierTraining {
@@ -219,7 +246,6 @@ impl Default for ClassifierTraining {
             batch_size: 64,
             lr: 1e-3,
             seed: 42,
-            progress: true,
         }
     }
 }
@@ -232,17 +258,26 @@ pub fn learning_rate_factor(step: u64, total_steps: u64) -> f64 {
     warm_up.min(1.0) * decay.max(0.0)
 }
 
-/// Trains a classifier on `train`, reporting test accuracy after each epoch.
+/// Trains a classifier on `train`, evaluating it on `test` after each epoch.
 pub fn train(
     train: &Split,
     test: &Split,
     options: &ClassifierTraining,
     device: &Device,
 ) -> Result<(Classifier, Vec<Evaluation>)> {
-    crate::default_threads();
-    crate::tune_allocator();
+    train_with(train, test, options, device, &mut |_| {})
+}
+
+/// [`train`], telling `on_event` of each step and epoch.
+pub fn train_with(
+    train: &Split,
+    test: &Split,
+    options: &ClassifierTraining,
+    device: &Device,
+    on_event: &mut dyn FnMut(ClassifierEvent),
+) -> Result<(Classifier, Vec<Evaluation>)> {
     let classifier = Classifier::new(options.seed, device)?;
-    let mut adam = Adam::new(&classifier.vars, options.lr, (0.9, 0.999))?;
+    let mut adam = Adam::new(&classifier.vars, (0.9, 0.999))?;
     let (mut data_rng, mut dropout_rng) = (
         rng::seeded(options.seed.wrapping_add(1)),
         rng::seeded(options.seed.wrapping_add(2)),
@@ -257,29 +292,32 @@ pub fn train(
     let mut evaluations = Vec::new();
     for epoch in 1..=options.epochs {
         let started = Instant::now();
-        let bar = crate::train::epoch_bar(options.progress, steps_per_epoch, epoch, options.epochs);
-        for batch in train.batches(&batch_options, &mut data_rng, device) {
+        for (done, batch) in train
+            .batches(&batch_options, &mut data_rng, device)
+            .enumerate()
+        {
             let batch = batch?;
-            adam.lr = options.lr * learning_rate_factor(adam.step, total_steps);
-            let logits =
-                classifier.forward_pass(&batch.images, &mut Pass::train(&mut dropout_rng))?;
+            let logits = classifier.forward(&batch.images, &mut Pass::train(&mut dropout_rng))?;
             let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
-            adam.step(&loss.backward()?)?;
-            if adam.step % 50 == 0 {
-                bar.set_message(format!("loss {:.4}", loss.to_scalar::<f32>()?));
-            }
-            bar.inc(1);
+            adam.step(
+                &loss.backward()?,
+                options.lr * learning_rate_factor(adam.step, total_steps),
+            )?;
+            on_event(ClassifierEvent::Step {
+                epoch,
+                epochs: options.epochs,
+                done: done + 1,
+                steps: steps_per_epoch as usize,
+                loss: loss.to_scalar::<f32>()?,
+            });
         }
-        bar.finish_and_clear();
         let evaluation = classifier.evaluate(test)?;
-        if options.progress {
-            println!(
-                "epoch {epoch}/{}: test accuracy {:.2}%  ({:.1}s)",
-                options.epochs,
-                100.0 * evaluation.accuracy,
-                started.elapsed().as_secs_f64()
-            );
-        }
+        on_event(ClassifierEvent::Epoch {
+            epoch,
+            epochs: options.epochs,
+            evaluation: &evaluation,
+            seconds: started.elapsed().as_secs_f64(),
+        });
         evaluations.push(evaluation);
     }
     Ok((classifier, evaluations))

@@ -1,7 +1,7 @@
 //! Latent walks: digits drawn along a path between two noise vectors (linear, or spherical,
 //! which keeps Gaussian noise at the lengths the generator saw in training), or, for a
 //! conditional generator, from one digit to another with the noise held. Each step's noise is
-//! the one [`Generator::draw_digits`] draws for a seed, so a walk starts and ends at the
+//! the one [`Generator::draw`] draws for a seed, so a walk starts and ends at the
 //! digits `sample --seed A` and `--seed B` draw.
 
 use std::str::FromStr;
@@ -62,7 +62,7 @@ pub fn interpolate(a: &[f32], b: &[f32], t: f64, mode: Interpolation) -> Vec<f32
         .collect()
 }
 
-/// The noise vector [`Generator::draw_digits`] draws first for `seed`: `(latent,)` values.
+/// The noise vector [`Generator::draw`] draws first for `seed`: `(latent,)` values.
 pub fn noise_for_seed(latent_dim: usize, seed: u64, device: &Device) -> Result<Vec<f32>> {
     let mut rng = crate::rng::seeded(seed);
     crate::rng::randn(&mut rng, (1, latent_dim), 0.0, 1.0, device)?
@@ -136,7 +136,7 @@ pub fn noise_walk(
         .collect();
     let z = Tensor::from_vec(z, (steps, latent), device)?;
     Ok(Walk {
-        pixels: data::to_bytes(&generator.generate_with_labels(&z, labels.as_ref())?)?,
+        pixels: data::to_bytes(&generator.generate(&z, labels.as_ref())?)?,
         steps,
     })
 }
@@ -168,7 +168,7 @@ pub fn digit_walk(
     let noise = noise_for_seed(generator.latent_dim(), seed, device)?;
     let z = Tensor::from_vec(noise.repeat(steps), (steps, generator.latent_dim()), device)?;
     Ok(Walk {
-        pixels: data::to_bytes(&generator.generate_with_labels(&z, Some(&labels))?)?,
+        pixels: data::to_bytes(&generator.generate(&z, Some(&labels))?)?,
         steps,
     })
 }

@@ -36,7 +36,8 @@ pub use plotters;
 /// gan_lib's fused kernels) and candle's. candle's separate pool for element-wise ops is kept to one
 /// thread: it spin-waits, and on two cores its spinning worker took the core the matmul
 /// threads needed (and without `RAYON_NUM_THREADS` candle re-reads `/proc/cpuinfo` on every
-/// matmul). Call it before any tensor work: candle reads these settings once.
+/// matmul). Call it before any tensor work: candle reads these settings once. Nothing in
+/// gan_lib calls it: the command-line tool does, and a notebook through [`notebook::setup`].
 pub fn set_threads(threads: Option<usize>) -> usize {
     let from_env = std::env::var("RAYON_NUM_THREADS")
         .ok()
@@ -58,15 +59,6 @@ pub fn set_threads(threads: Option<usize>) -> usize {
     threads
 }
 
-/// [`set_threads`] with its defaults, unless threads were set already (by the command-line
-/// tool, or an earlier call): what the trainer does first, so that code in a notebook gets the
-/// thread settings the command-line tool runs with.
-pub fn default_threads() {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        set_threads(None);
-    }
-}
-
 /// Runs `work` on a thread of rayon's global pool (sized by [`set_threads`]), so that
 /// gan_lib's parallel kernels share their loops with the thread that calls them instead of
 /// handing each over from outside the pool and waiting for it (a wake-up per kernel, tens
@@ -81,8 +73,8 @@ pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
 /// kernel. Training allocates and frees tensors of several MiB every step; by default glibc
 /// maps each one fresh (above 32 MiB always, below after trimming), so the kernel zeroes
 /// every page again: 40% of a DCGAN step's time went there. Peak memory is unchanged,
-/// but the process keeps it until it exits. Called by the trainer, the classifier's training
-/// and the command-line tool; does nothing off glibc.
+/// but the process keeps it until it exits. Nothing in gan_lib calls it: the command-line
+/// tool does, and a notebook through [`notebook::setup`]. Does nothing off glibc.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -7,13 +7,25 @@
 //! tensors the numbers of the model's variables, and the backward pass would mix their
 //! gradients up ("shape mismatch in add"). [`fresh_tensor_ids`] keeps them apart; outside a
 //! notebook it costs one tensor per call.
+//!
+//! [`setup`] is the one line a notebook's first cell runs to train as fast as the command-line
+//! tool.
 
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarMap;
 
+/// Sets up the kernel's process as the command-line tool sets up its own: the thread counts
+/// ([`crate::set_threads`], every core unless `RAYON_NUM_THREADS` says otherwise) and the
+/// allocator ([`crate::tune_allocator`]). Both are process-wide, so later cells keep them;
+/// call it in the first cell, before any tensor work. Returns the threads in use.
+pub fn setup() -> usize {
+    crate::tune_allocator();
+    crate::set_threads(None)
+}
+
 /// Makes this copy of candle number new tensors above every variable in `vars` and above
-/// `inputs`. [`crate::train::Trainer::train_step`] calls it first; a training loop of your own
-/// in a notebook calls it before each step's forward pass.
+/// `inputs`. [`crate::train::Trainer::train_step`] calls it first, and the epoch loop once per
+/// epoch; a training loop of your own in a notebook calls it before each step's forward pass.
 pub fn fresh_tensor_ids(vars: &[&VarMap], inputs: &Tensor) -> Result<()> {
     let variables: Vec<_> = vars.iter().flat_map(|v| v.all_vars()).collect();
     ids_past(

@@ -9,15 +9,15 @@ use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 use candle_nn::VarMap;
 use rayon::prelude::*;
 
-/// Adam (Kingma & Ba) without weight decay, as `torch.optim.Adam`.
+/// Adam (Kingma & Ba) without weight decay, as `torch.optim.Adam`. The learning rate is given
+/// to each [`Adam::step`]: it lives with whoever owns it (the run's config, a schedule), never
+/// in two places.
 pub struct Adam {
     /// Trainable variables, sorted by name.
     vars: Vec<(String, Var)>,
     moments: Vec<Moments>,
     /// Steps taken so far.
     pub step: u64,
-    /// Learning rate.
-    pub lr: f64,
     /// Decay of the first moment.
     pub beta1: f64,
     /// Decay of the second moment.
@@ -110,7 +110,7 @@ impl InplaceOp2 for FusedStep<'_> {
 impl Adam {
     /// An optimiser for every trainable variable of `varmap` (BatchNorm running statistics,
     /// which get no gradient, are left out).
-    pub fn new(varmap: &VarMap, lr: f64, (beta1, beta2): (f64, f64)) -> Result<Adam> {
+    pub fn new(varmap: &VarMap, (beta1, beta2): (f64, f64)) -> Result<Adam> {
         let data = varmap.data().lock().expect("varmap lock");
         let mut vars: Vec<(String, Var)> = data
             .iter()
@@ -126,20 +126,20 @@ impl Adam {
             vars,
             moments,
             step: 0,
-            lr,
             beta1,
             beta2,
             eps: 1e-8,
         })
     }
 
-    /// One update from the gradients in `grads`; variables without a gradient are untouched.
-    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+    /// One update with learning rate `lr` from the gradients in `grads`; variables without a
+    /// gradient are untouched.
+    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
         self.step += 1;
         let t = self.step as i32;
         let bias1 = 1.0 - self.beta1.powi(t);
         let bias2 = 1.0 - self.beta2.powi(t);
-        let step_size = self.lr / bias1;
+        let step_size = lr / bias1;
         for (i, (_, var)) in self.vars.iter().enumerate() {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
@@ -247,10 +247,10 @@ mod tests {
         let w = vb
             .get_with_hints(3, "w", candle_nn::Init::Const(1.0))
             .unwrap();
-        let mut adam = Adam::new(&varmap, 0.1, (0.9, 0.999)).unwrap();
+        let mut adam = Adam::new(&varmap, (0.9, 0.999)).unwrap();
         let target = Tensor::new(&[2f32, 0.0, 1.0], &Device::Cpu).unwrap();
         let loss = (&w - &target).unwrap().sqr().unwrap().sum_all().unwrap();
-        adam.step(&loss.backward().unwrap()).unwrap();
+        adam.step(&loss.backward().unwrap(), 0.1).unwrap();
         let after = w.to_vec1::<f32>().unwrap();
         assert!(
             (after[0] - 1.1).abs() < 1e-5 && (after[1] - 0.9).abs() < 1e-5,
@@ -269,8 +269,8 @@ mod tests {
         let w = vb
             .get_with_hints((2, 3), "w", candle_nn::Init::Const(0.5))
             .unwrap();
-        let mut fused = Adam::new(&varmap, 0.01, (0.5, 0.99)).unwrap();
-        let mut reference = Adam::new(&varmap, 0.01, (0.5, 0.99)).unwrap();
+        let mut fused = Adam::new(&varmap, (0.5, 0.99)).unwrap();
+        let mut reference = Adam::new(&varmap, (0.5, 0.99)).unwrap();
         reference.moments = reference
             .vars
             .iter()
@@ -285,7 +285,7 @@ mod tests {
                 .unwrap();
             for _ in 0..5 {
                 let loss = (&w - &target).unwrap().sqr().unwrap().sum_all().unwrap();
-                adam.step(&loss.backward().unwrap()).unwrap();
+                adam.step(&loss.backward().unwrap(), 0.01).unwrap();
             }
             let state = adam.state();
             results.push((

@@ -26,11 +26,9 @@ pub fn weights(varmap: &candle_nn::VarMap) -> Vec<(String, Vec<f32>)> {
     all
 }
 
-/// A trainer on the CPU that prints nothing.
+/// A trainer on the CPU.
 pub fn quiet_trainer(config: &TrainConfig, dir: &Path) -> Trainer {
-    let mut trainer = Trainer::new(config, dir, &Device::Cpu).unwrap();
-    trainer.progress = false;
-    trainer
+    Trainer::new(config, dir, &Device::Cpu).unwrap()
 }
 
 /// quick-mlp made small (batch 32, hidden layers of 32 and 64, 2 epochs): fast in a debug

@@ -91,7 +91,7 @@ impl Generator {
 
     /// `(b, latent)` (`(b, latent + 10)`, noise then label vector, when conditional) →
     /// `(b, 1, 28, 28)` in [-1, 1].
-    pub fn forward_pass(&self, z: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+    pub fn forward(&self, z: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let b = z.dim(0)?;
         let mut x = match (&self.start, self.config.g_start) {
             (Some(block), GeneratorStart::Dense { channels, side }) => {
@@ -317,7 +317,7 @@ impl Discriminator {
 
     /// `(b, 1, 28, 28)` images (with `(b,)` digits or `(b, 10)` label vectors when
     /// conditional) → `(b, 1)` or `(b, 1, 1, 1)` logits.
-    pub fn forward_pass(
+    pub fn forward(
         &self,
         images: &Tensor,
         labels: Option<&Tensor>,

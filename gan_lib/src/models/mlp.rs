@@ -69,7 +69,7 @@ impl Generator {
 
     /// `(b, latent)` (`(b, latent + 10)`, noise then label vector, when conditional) →
     /// `(b, 1, 28, 28)` in [-1, 1].
-    pub fn forward_pass(&self, z: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+    pub fn forward(&self, z: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let mut x = z.clone();
         for (i, block) in self.hidden.iter().enumerate() {
             x = block.forward_activated(&x, pass, self.config.g_activation, 0.0)?;
@@ -199,7 +199,7 @@ impl Discriminator {
 
     /// `(b, 1, 28, 28)` images (with `(b,)` digits or `(b, 10)` label vectors when
     /// conditional) → `(b, 1)` logits.
-    pub fn forward_pass(
+    pub fn forward(
         &self,
         images: &Tensor,
         labels: Option<&Tensor>,

@@ -4,11 +4,14 @@
 //!
 //! Either pair can be conditional ([`crate::config::ModelConfig::conditional`]): then G
 //! draws the digit it is given and D judges an image as that digit. Labels are `(b,)` digits
-//! (u32) or `(b, 10)` f32 label vectors ([`crate::data::one_hot`]); the `*_with_labels`
-//! methods take them, the others are for unconditional networks.
+//! (u32) or `(b, 10)` f32 label vectors ([`crate::data::one_hot`]), given to `forward` as
+//! `Some(labels)`; an unconditional network takes `None`.
 
 pub mod dcgan;
+mod load;
 pub mod mlp;
+
+pub(crate) use load::generator_prefix;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarMap;
@@ -105,33 +108,23 @@ impl Generator {
         })
     }
 
-    /// Maps `(b, latent)` noise to `(b, 1, 28, 28)` images in [-1, 1] (an unconditional
-    /// generator; see [`Generator::forward_with_labels`]).
-    pub fn forward_pass(&self, z: &Tensor, pass: &mut Pass) -> Result<Tensor> {
-        self.forward_with_labels(z, None, pass)
-    }
-
     /// Maps `(b, latent)` noise and, for a conditional generator, the digits to draw (`(b,)`
-    /// digits or `(b, 10)` label vectors) to `(b, 1, 28, 28)` images in [-1, 1].
-    pub fn forward_with_labels(
-        &self,
-        z: &Tensor,
-        labels: Option<&Tensor>,
-        pass: &mut Pass,
-    ) -> Result<Tensor> {
+    /// digits or `(b, 10)` label vectors; `None` for an unconditional one) to
+    /// `(b, 1, 28, 28)` images in [-1, 1], in training or evaluation mode as `pass` says.
+    pub fn forward(&self, z: &Tensor, labels: Option<&Tensor>, pass: &mut Pass) -> Result<Tensor> {
         let input = match (self.is_conditional(), labels) {
             (true, Some(labels)) => Tensor::cat(&[z, &one_hot(labels)?.to_dtype(z.dtype())?], 1)?,
             (false, None) => z.clone(),
             (true, None) => candle_core::bail!(
-                "this generator is conditional: give it the digits to draw (forward_with_labels, generate_with_labels)"
+                "this generator is conditional: give it the digits to draw (Some(labels))"
             ),
             (false, Some(_)) => candle_core::bail!(
                 "this generator is unconditional (model.conditional = false): it takes no labels"
             ),
         };
         match self {
-            Generator::Mlp(g) => g.forward_pass(&input, pass),
-            Generator::Dcgan(g) => g.forward_pass(&input, pass),
+            Generator::Mlp(g) => g.forward(&input, pass),
+            Generator::Dcgan(g) => g.forward(&input, pass),
         }
     }
 
@@ -143,15 +136,10 @@ impl Generator {
         }
     }
 
-    /// Images for `(n, latent)` noise in evaluation mode (an unconditional generator).
-    pub fn generate(&self, z: &Tensor) -> Result<Tensor> {
-        self.generate_with_labels(z, None)
-    }
-
     /// Images for `(n, latent)` noise (and `n` labels for a conditional generator) in
     /// evaluation mode, computed 500 at a time so that memory stays small (and the working
     /// set in cache) however many are asked for.
-    pub fn generate_with_labels(&self, z: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
+    pub fn generate(&self, z: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let n = z.dim(0)?;
         let chunks = (0..n)
             .step_by(GENERATION_CHUNK)
@@ -159,7 +147,7 @@ impl Generator {
                 let size = GENERATION_CHUNK.min(n - start);
                 let rows = z.narrow(0, start, size)?;
                 let labels = labels.map(|l| l.narrow(0, start, size)).transpose()?;
-                let images = self.forward_with_labels(&rows, labels.as_ref(), &mut Pass::eval());
+                let images = self.forward(&rows, labels.as_ref(), &mut Pass::eval());
                 // Detached: otherwise each chunk's result keeps its whole forward graph alive.
                 Ok(images?.detach())
             })
@@ -173,16 +161,16 @@ impl Generator {
     /// `n` digits as bytes (0 black, 255 white), image after image, from standard normal
     /// noise seeded by `seed`: what `sample`, `eval` and `analyze` draw from a generator. A
     /// conditional generator is asked for [`balanced_labels`]: 0, 1, …, 9, 0, 1, ….
-    pub fn draw_digits(&self, n: usize, seed: u64, device: &Device) -> Result<Vec<u8>> {
+    pub fn draw(&self, n: usize, seed: u64, device: &Device) -> Result<Vec<u8>> {
         if let Some(labels) = self.digits_asked(n) {
             return self.draw_labelled(&labels, seed, device);
         }
         let mut rng = crate::rng::seeded(seed);
         let z = crate::rng::randn(&mut rng, (n, self.latent_dim()), 0.0, 1.0, device)?;
-        crate::data::to_bytes(&self.generate(&z)?)
+        crate::data::to_bytes(&self.generate(&z, None)?)
     }
 
-    /// The digits [`Generator::draw_digits`] asks this generator for when drawing `n`:
+    /// The digits [`Generator::draw`] asks this generator for when drawing `n`:
     /// [`balanced_labels`] for a conditional generator, none for an unconditional one.
     pub fn digits_asked(&self, n: usize) -> Option<Vec<u8>> {
         self.is_conditional().then(|| balanced_labels(n))
@@ -198,7 +186,7 @@ impl Generator {
         let mut rng = crate::rng::seeded(seed);
         let z = crate::rng::randn(&mut rng, (n, self.latent_dim()), 0.0, 1.0, device)?;
         let labels = Tensor::from_vec(labels.iter().map(|&l| l as u32).collect(), n, device)?;
-        crate::data::to_bytes(&self.generate_with_labels(&z, Some(&labels))?)
+        crate::data::to_bytes(&self.generate(&z, Some(&labels))?)
     }
 
     /// The size of the noise vector.
@@ -213,7 +201,7 @@ impl Generator {
     pub fn summary(&self, device: &Device) -> Result<Summary> {
         let mut pass = Pass::tracing();
         let label = Tensor::zeros(1, DType::U32, device)?;
-        self.forward_with_labels(
+        self.forward(
             &Tensor::zeros((1, self.latent_dim()), DType::F32, device)?,
             self.is_conditional().then_some(&label),
             &mut pass,
@@ -222,13 +210,6 @@ impl Generator {
             title: "Generator".into(),
             rows: pass.into_trace(),
         })
-    }
-}
-
-impl Module for Generator {
-    /// Evaluation-mode forward pass.
-    fn forward(&self, z: &Tensor) -> Result<Tensor> {
-        self.forward_pass(z, &mut Pass::eval())
     }
 }
 
@@ -285,23 +266,12 @@ impl Discriminator {
         }
     }
 
-    /// Maps `(b, 1, 28, 28)` images to `(b,)` logits (real > 0 > fake); an unconditional
-    /// discriminator (see [`Discriminator::forward_with_labels`]).
-    pub fn forward_pass(&self, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
-        self.forward_with_labels(x, None, pass)
-    }
-
     /// Maps `(b, 1, 28, 28)` images, judged as the digits `labels` by a conditional
-    /// discriminator, to `(b,)` logits (real > 0 > fake).
-    pub fn forward_with_labels(
-        &self,
-        x: &Tensor,
-        labels: Option<&Tensor>,
-        pass: &mut Pass,
-    ) -> Result<Tensor> {
+    /// discriminator (`None` for an unconditional one), to `(b,)` logits (real > 0 > fake).
+    pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>, pass: &mut Pass) -> Result<Tensor> {
         let logits = match self {
-            Discriminator::Mlp(d) => d.forward_pass(x, labels, pass)?,
-            Discriminator::Dcgan(d) => d.forward_pass(x, labels, pass)?,
+            Discriminator::Mlp(d) => d.forward(x, labels, pass)?,
+            Discriminator::Dcgan(d) => d.forward(x, labels, pass)?,
         };
         // One logit per image, whatever shape the last layer gives it.
         logits.reshape(logits.dim(0)?)
@@ -319,7 +289,7 @@ impl Discriminator {
     pub fn summary(&self, device: &Device) -> Result<Summary> {
         let mut pass = Pass::tracing();
         let label = Tensor::zeros(1, DType::U32, device)?;
-        self.forward_with_labels(
+        self.forward(
             &Tensor::zeros((1, 1, 28, 28), DType::F32, device)?,
             self.is_conditional().then_some(&label),
             &mut pass,
@@ -328,12 +298,5 @@ impl Discriminator {
             title: "Discriminator".into(),
             rows: pass.into_trace(),
         })
-    }
-}
-
-impl Module for Discriminator {
-    /// Evaluation-mode forward pass.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_pass(x, &mut Pass::eval())
     }
 }

@@ -120,11 +120,11 @@ fn measure_preset(name: &str, steps: usize, train_only: bool, device: &Device) -
         .batches(&options, &mut rng::seeded(0), device)
         .collect::<candle_core::Result<_>>()?;
     for batch in &batches[..3] {
-        trainer.train_step(&batch.images)?;
+        trainer.train_step(&batch.images, Some(&batch.labels))?;
     }
     let started = Instant::now();
     for batch in &batches[3..] {
-        trainer.train_step(&batch.images)?;
+        trainer.train_step(&batch.images, Some(&batch.labels))?;
     }
     device.synchronize()?;
     let ms_per_step = 1000.0 * started.elapsed().as_secs_f64() / steps as f64;
@@ -138,11 +138,14 @@ fn measure_preset(name: &str, steps: usize, train_only: bool, device: &Device) -
 
     let z = trainer.gan.noise(10_000, &mut rng::seeded(1))?;
     let generator = &trainer.gan.generator;
-    generator.generate(&z.narrow(0, 0, 100)?)?;
+    generator.generate(&z.narrow(0, 0, 100)?, None)?;
     let times = (0..3)
         .map(|_| {
             let started = Instant::now();
-            generator.generate(&z)?.sum_all()?.to_scalar::<f32>()?;
+            generator
+                .generate(&z, None)?
+                .sum_all()?
+                .to_scalar::<f32>()?;
             Ok(started.elapsed().as_secs_f64())
         })
         .collect::<Result<Vec<_>>>()?;
@@ -155,14 +158,17 @@ fn measure_preset(name: &str, steps: usize, train_only: bool, device: &Device) -
 fn measure_classifier(steps: usize, device: &Device) -> Result<()> {
     let mnist = Mnist::load_vendored()?;
     let classifier = Classifier::new(0, device)?;
-    let mut adam = optim::Adam::new(&classifier.vars, 1e-3, (0.9, 0.999))?;
+    let mut adam = optim::Adam::new(&classifier.vars, (0.9, 0.999))?;
     let mut dropout_rng = rng::seeded(0);
     let batch = mnist.train.clone().limit(64);
     let x = batch.images_tensor(PixelRange::Unit, device)?;
     let y = batch.labels_tensor(device)?;
     let mut step = || -> Result<()> {
-        let logits = classifier.forward_pass(&x, &mut Pass::train(&mut dropout_rng))?;
-        adam.step(&gan_lib::candle_nn::loss::cross_entropy(&logits, &y)?.backward()?)?;
+        let logits = classifier.forward(&x, &mut Pass::train(&mut dropout_rng))?;
+        adam.step(
+            &gan_lib::candle_nn::loss::cross_entropy(&logits, &y)?.backward()?,
+            1e-3,
+        )?;
         Ok(())
     };
     step()?;
