@@ -19,6 +19,10 @@ impl Progress {
 
     /// Shows one event of a GAN's training.
     pub(crate) fn show(&mut self, event: &Event) {
+        // A warning shows even when quiet.
+        if let Event::NoMovie(why) = event {
+            eprintln!("warning: no training movie: {why}");
+        }
         if !self.visible {
             return;
         }
@@ -58,7 +62,7 @@ impl Progress {
                 last_epoch.as_secs_f64()
             ),
             Event::Movie(path) => println!("Training movie: {}", path.display()),
-            Event::NoMovie(why) => eprintln!("warning: no training movie: {why}"),
+            Event::NoMovie(_) => {}
         }
     }
 

@@ -13,8 +13,9 @@ use candle_nn::{VarBuilder, VarMap};
 
 use crate::checkpoint::{self, CheckpointError, TensorFile};
 use crate::data::{BatchOptions, PixelRange, Split, IMAGE_PIXELS, IMAGE_SIDE};
-use crate::nn::{init_weights, leaky_relu, BatchNorm, Conv2d, InitScheme, Linear, Pass};
-use crate::ops::pool::relu_max_pool2;
+use crate::nn::{
+    init_weights, leaky_relu, relu_max_pool2, BatchNorm, Conv2d, InitScheme, Linear, Pass,
+};
 use crate::optim::Adam;
 use crate::rng;
 

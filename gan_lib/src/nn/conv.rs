@@ -4,24 +4,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::ops;
-
-/// Output side of a convolution: `(side + 2·padding − kernel) / stride + 1` (1 when the
-/// kernel does not fit, which config validation refuses first).
-pub fn conv_output(side: usize, kernel: usize, stride: usize, padding: usize) -> usize {
-    (side + 2 * padding).saturating_sub(kernel) / stride.max(1) + 1
-}
-
-/// Output side of a transposed convolution: `(side − 1)·stride − 2·padding + kernel +
-/// output_padding`.
-pub fn conv_transpose_output(
-    side: usize,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    output_padding: usize,
-) -> usize {
-    (side.saturating_sub(1) * stride + kernel + output_padding).saturating_sub(2 * padding)
-}
+pub use crate::ops::conv::{conv_output, conv_transpose_output};
 
 /// A 2-D convolution, `(n, c, h, w)` → `(n, o, oh, ow)`, weight `(o, c, k, k)` as PyTorch's
 /// `nn.Conv2d` and candle's `Conv2d`.

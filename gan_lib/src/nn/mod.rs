@@ -14,6 +14,7 @@ mod linear;
 mod loss;
 mod norm;
 mod pass;
+mod pool;
 mod spectral_norm;
 mod summary;
 
@@ -25,5 +26,6 @@ pub use linear::Linear;
 pub use loss::{bce_with_logits, hinge};
 pub use norm::BatchNorm;
 pub use pass::Pass;
+pub use pool::relu_max_pool2;
 pub use spectral_norm::SpectralNorm;
 pub use summary::{thousands, LayerRow, Summary};

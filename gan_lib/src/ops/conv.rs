@@ -13,10 +13,26 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use crate::nn::{conv_output, conv_transpose_output};
-
 use super::gemm::{matmul, matmul_add, Mat};
 use super::{by_images, for_parts, gather_transpose, scatter_transpose, transpose, values, Planes};
+
+/// Output side of a convolution: `(side + 2·padding − kernel) / stride + 1` (1 when the
+/// kernel does not fit, which config validation refuses first).
+pub fn conv_output(side: usize, kernel: usize, stride: usize, padding: usize) -> usize {
+    (side + 2 * padding).saturating_sub(kernel) / stride.max(1) + 1
+}
+
+/// Output side of a transposed convolution: `(side − 1)·stride − 2·padding + kernel +
+/// output_padding`.
+pub fn conv_transpose_output(
+    side: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> usize {
+    (side.saturating_sub(1) * stride + kernel + output_padding).saturating_sub(2 * padding)
+}
 
 /// The shape of a convolution: images `(n, c, h, w)`, a `k×k` kernel, stride and padding,
 /// giving `oh×ow` patch positions.

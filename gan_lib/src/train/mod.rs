@@ -135,10 +135,11 @@ impl Trainer {
         run_dir: impl Into<PathBuf>,
         device: &Device,
     ) -> Result<Trainer, TrainError> {
-        config.validate().map_err(|message| {
+        config.validate().map_err(|e| {
             TrainError::Config(ConfigError::Invalid {
                 path: format!("config {:?}", config.name),
-                message,
+                key: e.key,
+                message: e.message,
             })
         })?;
         let run_dir = RunDir::new(run_dir);
@@ -295,10 +296,11 @@ impl Trainer {
         let mut config = self.gan.config.clone();
         config.lr_g *= scale;
         config.lr_d *= scale;
-        config.validate().map_err(|message| {
+        config.validate().map_err(|e| {
             TrainError::Config(ConfigError::Invalid {
                 path: self.run_dir.config().display().to_string(),
-                message: format!("learning rates scaled by {scale}: {message}"),
+                key: e.key,
+                message: format!("learning rates scaled by {scale}: {}", e.message),
             })
         })?;
         self.gan.config = config;

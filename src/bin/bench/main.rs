@@ -430,31 +430,7 @@ fn main() -> Result<()> {
         print_peaks(&thread_counts, &device);
         return Ok(());
     }
-    let presets = if args.presets.is_empty() {
-        // The PyTorch reference mirrors the unconditional BCE loop: by default, the presets
-        // it can reproduce (no labels, hinge or Wasserstein loss, spectral norm or moving
-        // average).
-        PRESETS
-            .iter()
-            .filter(|(n, _)| {
-                TrainConfig::preset(n).is_ok_and(|c| {
-                    !c.model.conditional()
-                        && c.loss == gan_lib::config::Loss::Bce
-                        && c.ema_decay == 0.0
-                        && !matches!(&c.model, ModelConfig::Mlp(m) if m.d_spectral_norm)
-                        && !matches!(&c.model, ModelConfig::Dcgan(m) if m.d_spectral_norm)
-                })
-            })
-            .map(|(n, _)| n.to_string())
-            .collect()
-    } else {
-        args.presets.clone()
-    };
-    for name in &presets {
-        if TrainConfig::preset(name)?.model.conditional() {
-            bail!("--presets: {name} is conditional; the benchmark measures unconditional presets");
-        }
-    }
+    let presets = presets_to_measure(&args.presets)?;
     let torch = if args.no_torch {
         None
     } else {
@@ -493,60 +469,102 @@ fn main() -> Result<()> {
         repeat,
     };
     for &threads in &thread_counts {
-        println!(
-            "### {threads} thread{}\n",
-            if threads == 1 { "" } else { "s" }
-        );
         let peak = peaks.get(&threads).copied().flatten();
-        let share =
-            |gflops: f64| peak.map_or("–".into(), |p| format!("{:.0}%", 100.0 * gflops / p));
-        println!("| preset | batch | GFLOP/step | ms/step | PyTorch ms/step | speed vs PyTorch | s/epoch | GFLOP/s | of peak | 10,000 digits (s) | PyTorch (s) | peak MiB | PyTorch MiB |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-        for name in &presets {
-            let config = TrainConfig::preset(name)?;
-            let pair = runner.measure(
-                &["--one", name],
-                &["--preset", name],
-                threads,
-                "ms_per_step",
-            )?;
-            let ms = pair.ours("ms_per_step");
-            let flops = flops_per_step(&config);
-            println!(
-                "| {name} | {} | {:.2} | {ms:.1} | {} | {} | {:.1} | {:.0} | {} | {:.3} | {} | {:.0} | {} |",
-                config.batch_size,
-                flops / 1e9,
-                or_dash(pair.torch("ms_per_step"), 1),
-                ratio(pair.torch("ms_per_step"), ms),
-                ms / 1000.0 * (60_000 / config.batch_size) as f64,
-                flops / ms / 1e6,
-                share(flops / ms / 1e6),
-                pair.ours("generate_10k_s"),
-                or_dash(pair.torch("generate_10k_s"), 3),
-                pair.ours("peak_mib"),
-                or_dash(pair.torch("peak_mib"), 0),
-            );
+        print_table(&runner, &presets, threads, peak, !args.no_classifier)?;
+    }
+    Ok(())
+}
+
+/// The presets asked for, or by default those the PyTorch reference can reproduce.
+fn presets_to_measure(asked: &[String]) -> Result<Vec<String>> {
+    let presets: Vec<String> = if asked.is_empty() {
+        // The PyTorch reference mirrors the unconditional BCE loop: by default, the presets
+        // it can reproduce (no labels, hinge or Wasserstein loss, spectral norm or moving
+        // average).
+        PRESETS
+            .iter()
+            .filter(|(n, _)| {
+                TrainConfig::preset(n).is_ok_and(|c| {
+                    !c.model.conditional()
+                        && c.loss == gan_lib::config::Loss::Bce
+                        && c.ema_decay == 0.0
+                        && !matches!(&c.model, ModelConfig::Mlp(m) if m.d_spectral_norm)
+                        && !matches!(&c.model, ModelConfig::Dcgan(m) if m.d_spectral_norm)
+                })
+            })
+            .map(|(n, _)| n.to_string())
+            .collect()
+    } else {
+        asked.to_vec()
+    };
+    for name in &presets {
+        if TrainConfig::preset(name)?.model.conditional() {
+            bail!("--presets: {name} is conditional; the benchmark measures unconditional presets");
         }
-        if !args.no_classifier {
-            let pair = runner.measure(
-                &["--classifier-one"],
-                &["--classifier"],
-                threads,
-                "train_images_per_s",
-            )?;
-            let train = pair.ours("train_images_per_s");
-            println!(
-                "\nclassifier: training {train:.0} images/s ({:.0} s/epoch, {:.0} GFLOP/s, {} of peak), PyTorch {} images/s, speed vs PyTorch {}; inference {:.0} images/s, PyTorch {}; peak {:.0} MiB\n",
-                60_000.0 / train,
-                train * 6.0 * CLASSIFIER_MACS / 1e9,
-                share(train * 6.0 * CLASSIFIER_MACS / 1e9),
-                or_dash(pair.torch("train_images_per_s"), 0),
-                pair.torch("train_images_per_s").map_or("–".into(), |t| format!("{:.2}x", train / t)),
-                pair.ours("inference_images_per_s"),
-                or_dash(pair.torch("inference_images_per_s"), 0),
-                pair.ours("peak_mib"),
-            );
-        }
+    }
+    Ok(presets)
+}
+
+/// The table of one thread count: each preset's step, generation and memory beside PyTorch,
+/// then the classifier's line.
+fn print_table(
+    runner: &Runner,
+    presets: &[String],
+    threads: usize,
+    peak: Option<f64>,
+    classifier: bool,
+) -> Result<()> {
+    println!(
+        "### {threads} thread{}\n",
+        if threads == 1 { "" } else { "s" }
+    );
+    let share = |gflops: f64| peak.map_or("–".into(), |p| format!("{:.0}%", 100.0 * gflops / p));
+    println!("| preset | batch | GFLOP/step | ms/step | PyTorch ms/step | speed vs PyTorch | s/epoch | GFLOP/s | of peak | 10,000 digits (s) | PyTorch (s) | peak MiB | PyTorch MiB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for name in presets {
+        let config = TrainConfig::preset(name)?;
+        let pair = runner.measure(
+            &["--one", name],
+            &["--preset", name],
+            threads,
+            "ms_per_step",
+        )?;
+        let ms = pair.ours("ms_per_step");
+        let flops = flops_per_step(&config);
+        println!(
+            "| {name} | {} | {:.2} | {ms:.1} | {} | {} | {:.1} | {:.0} | {} | {:.3} | {} | {:.0} | {} |",
+            config.batch_size,
+            flops / 1e9,
+            or_dash(pair.torch("ms_per_step"), 1),
+            ratio(pair.torch("ms_per_step"), ms),
+            ms / 1000.0 * (60_000 / config.batch_size) as f64,
+            flops / ms / 1e6,
+            share(flops / ms / 1e6),
+            pair.ours("generate_10k_s"),
+            or_dash(pair.torch("generate_10k_s"), 3),
+            pair.ours("peak_mib"),
+            or_dash(pair.torch("peak_mib"), 0),
+        );
+    }
+    if classifier {
+        let pair = runner.measure(
+            &["--classifier-one"],
+            &["--classifier"],
+            threads,
+            "train_images_per_s",
+        )?;
+        let train = pair.ours("train_images_per_s");
+        println!(
+            "\nclassifier: training {train:.0} images/s ({:.0} s/epoch, {:.0} GFLOP/s, {} of peak), PyTorch {} images/s, speed vs PyTorch {}; inference {:.0} images/s, PyTorch {}; peak {:.0} MiB\n",
+            60_000.0 / train,
+            train * 6.0 * CLASSIFIER_MACS / 1e9,
+            share(train * 6.0 * CLASSIFIER_MACS / 1e9),
+            or_dash(pair.torch("train_images_per_s"), 0),
+            pair.torch("train_images_per_s").map_or("–".into(), |t| format!("{:.2}x", train / t)),
+            pair.ours("inference_images_per_s"),
+            or_dash(pair.torch("inference_images_per_s"), 0),
+            pair.ours("peak_mib"),
+        );
     }
     Ok(())
 }

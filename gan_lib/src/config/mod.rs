@@ -6,9 +6,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
+mod validate;
 
+use crate::data::CLASSES;
 use crate::nn::{self, Activation, InitScheme};
+
+pub use validate::InvalidValue;
 
 /// Everything a training run needs to know.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -273,9 +276,11 @@ pub enum ConfigError {
     /// Parsed, but a value makes no sense.
     #[error("{path}: {message}")]
     Invalid {
-        /// The file.
+        /// The file (or preset, or setting).
         path: String,
-        /// What is wrong.
+        /// The dotted key of the value.
+        key: String,
+        /// What is wrong, naming the key.
         message: String,
     },
     /// No preset of that name.
@@ -288,40 +293,49 @@ pub enum ConfigError {
 
 /// The presets in `configs/`, by name. The first is the default.
 pub const PRESETS: [(&str, &str); 16] = [
-    ("cgan-fast", include_str!("../../configs/cgan-fast.toml")),
-    ("fast-mlp", include_str!("../../configs/fast-mlp.toml")),
-    ("quick-mlp", include_str!("../../configs/quick-mlp.toml")),
-    ("fc-gan-64", include_str!("../../configs/fc-gan-64.toml")),
+    ("cgan-fast", include_str!("../../../configs/cgan-fast.toml")),
+    ("fast-mlp", include_str!("../../../configs/fast-mlp.toml")),
+    ("quick-mlp", include_str!("../../../configs/quick-mlp.toml")),
+    ("fc-gan-64", include_str!("../../../configs/fc-gan-64.toml")),
     (
         "dcgan-course",
-        include_str!("../../configs/dcgan-course.toml"),
+        include_str!("../../../configs/dcgan-course.toml"),
     ),
     (
         "mlp-smoothing",
-        include_str!("../../configs/mlp-smoothing.toml"),
+        include_str!("../../../configs/mlp-smoothing.toml"),
     ),
-    ("dcgan-tf", include_str!("../../configs/dcgan-tf.toml")),
-    ("fc-gan-100", include_str!("../../configs/fc-gan-100.toml")),
+    ("dcgan-tf", include_str!("../../../configs/dcgan-tf.toml")),
+    (
+        "fc-gan-100",
+        include_str!("../../../configs/fc-gan-100.toml"),
+    ),
     (
         "mlp-hinge-sn",
-        include_str!("../../configs/mlp-hinge-sn.toml"),
+        include_str!("../../../configs/mlp-hinge-sn.toml"),
     ),
     (
         "mlp-wgan-gp",
-        include_str!("../../configs/mlp-wgan-gp.toml"),
+        include_str!("../../../configs/mlp-wgan-gp.toml"),
     ),
     (
         "dcgan-wgan-gp",
-        include_str!("../../configs/dcgan-wgan-gp.toml"),
+        include_str!("../../../configs/dcgan-wgan-gp.toml"),
     ),
-    ("wide-mlp", include_str!("../../configs/wide-mlp.toml")),
-    ("cgan-mlp", include_str!("../../configs/cgan-mlp.toml")),
-    ("cgan-dcgan", include_str!("../../configs/cgan-dcgan.toml")),
+    ("wide-mlp", include_str!("../../../configs/wide-mlp.toml")),
+    ("cgan-mlp", include_str!("../../../configs/cgan-mlp.toml")),
+    (
+        "cgan-dcgan",
+        include_str!("../../../configs/cgan-dcgan.toml"),
+    ),
     (
         "cgan-dcgan-fast",
-        include_str!("../../configs/cgan-dcgan-fast.toml"),
+        include_str!("../../../configs/cgan-dcgan-fast.toml"),
     ),
-    ("dcgan-fast", include_str!("../../configs/dcgan-fast.toml")),
+    (
+        "dcgan-fast",
+        include_str!("../../../configs/dcgan-fast.toml"),
+    ),
 ];
 
 /// The preset `train` uses when given none.
@@ -356,9 +370,10 @@ impl TrainConfig {
             path: origin.to_owned(),
             message: e.to_string(),
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
+        config.validate().map_err(|e| ConfigError::Invalid {
             path: origin.to_owned(),
-            message,
+            key: e.key,
+            message: e.message,
         })?;
         Ok(config)
     }
@@ -370,6 +385,7 @@ impl TrainConfig {
         let origin = format!("setting {key}={value}");
         let invalid = |message: String| ConfigError::Invalid {
             path: origin.clone(),
+            key: key.to_owned(),
             message,
         };
         let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
@@ -406,268 +422,5 @@ impl TrainConfig {
     /// The config as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a config always serialises")
-    }
-
-    /// Checks every value for sense; the message names the offending key.
-    pub fn validate(&self) -> Result<(), String> {
-        let positive = [
-            ("latent_dim", self.latent_dim),
-            ("epochs", self.epochs),
-            ("batch_size", self.batch_size),
-            ("d_steps", self.d_steps),
-            ("sample_every", self.sample_every),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(format!("{key} must be at least 1"));
-            }
-        }
-        for (key, value) in [
-            ("latent_dim", self.latent_dim),
-            ("batch_size", self.batch_size),
-        ] {
-            if value > MAX_SIZE {
-                return Err(format!("{key} = {value} is too large (at most {MAX_SIZE})"));
-            }
-        }
-        if self.batch_size < 2 {
-            return Err("batch_size must be at least 2 (BatchNorm needs two images)".into());
-        }
-        for (key, lr) in [("lr_g", self.lr_g), ("lr_d", self.lr_d)] {
-            if !(lr.is_finite() && lr > 0.0 && lr < 1.0) {
-                return Err(format!("{key} = {lr} is not a learning rate in (0, 1)"));
-            }
-        }
-        let (b1, b2) = self.betas;
-        if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
-            return Err(format!("betas = ({b1}, {b2}) must both lie in [0, 1)"));
-        }
-        for (key, label) in [
-            ("real_label", self.real_label),
-            ("fake_label", self.fake_label),
-        ] {
-            if !(0.0..=1.0).contains(&label) {
-                return Err(format!("{key} = {label} must lie in [0, 1]"));
-            }
-        }
-        if !(self.instance_noise.is_finite() && self.instance_noise >= 0.0) {
-            return Err(format!(
-                "instance_noise = {} must be a non-negative number",
-                self.instance_noise
-            ));
-        }
-        if !(0.0..=180.0).contains(&self.rotation_degrees) {
-            return Err(format!(
-                "rotation_degrees = {} must lie in [0, 180]",
-                self.rotation_degrees
-            ));
-        }
-        if self.limit == Some(0) {
-            return Err("limit must be at least 1 image".into());
-        }
-        if !(0.0..1.0).contains(&self.ema_decay) {
-            return Err(format!(
-                "ema_decay = {} must lie in [0, 1) (0 turns the average off)",
-                self.ema_decay
-            ));
-        }
-        if !(self.gp_weight.is_finite() && self.gp_weight >= 0.0) {
-            return Err(format!(
-                "gp_weight = {} must be a non-negative number",
-                self.gp_weight
-            ));
-        }
-        if self.loss == Loss::WganGp {
-            match &self.model {
-                ModelConfig::Mlp(m) if m.d_batch_norm || m.d_dropout > 0.0 => {
-                    return Err("loss = \"wgan-gp\" needs a discriminator without BatchNorm or dropout (model.d_batch_norm = false, model.d_dropout = 0): the penalty is taken per image".into());
-                }
-                ModelConfig::Dcgan(d)
-                    if d.d_dropout > 0.0 || d.d_layers.iter().any(|l| l.batch_norm) =>
-                {
-                    return Err("loss = \"wgan-gp\" needs a discriminator without BatchNorm or dropout (batch_norm = false in every model.d_layers entry, model.d_dropout = 0): the penalty is taken per image".into());
-                }
-                _ => {}
-            }
-        }
-        match &self.model {
-            ModelConfig::Mlp(m) => {
-                check_dropout("model.d_dropout", m.d_dropout)?;
-                check_activation(m.g_activation)?;
-                check_activation(m.d_activation)?;
-                let widths = m.g_hidden.iter().chain(&m.d_hidden);
-                if widths.clone().any(|&w| w == 0 || w > MAX_SIZE) {
-                    return Err(format!(
-                        "hidden layer widths must lie between 1 and {MAX_SIZE}"
-                    ));
-                }
-                let weights = |widths: Vec<usize>| {
-                    widths
-                        .windows(2)
-                        .map(|w| (w[0] as u64 + 1) * w[1] as u64)
-                        .fold(0u64, u64::saturating_add)
-                };
-                let g_in = self.latent_dim + self.model.label_inputs();
-                let g = [&[g_in][..], &m.g_hidden, &[IMAGE_PIXELS]].concat();
-                let d = [&[IMAGE_PIXELS][..], &m.d_hidden, &[1]].concat();
-                check_weights("model.g_hidden", "generator", weights(g))?;
-                check_weights("model.d_hidden", "discriminator", weights(d))?;
-            }
-            ModelConfig::Dcgan(m) => {
-                check_dropout("model.d_dropout", m.d_dropout)?;
-                check_activation(m.g_activation)?;
-                check_activation(m.d_activation)?;
-                if m.g_layers.is_empty() || m.d_layers.is_empty() {
-                    return Err(
-                        "model.g_layers and model.d_layers need at least one layer each".into(),
-                    );
-                }
-                if let GeneratorStart::Dense { channels: 0, .. }
-                | GeneratorStart::Dense { side: 0, .. } = m.g_start
-                {
-                    return Err("model.g_start needs channels and side of at least 1".into());
-                }
-                for l in m.g_layers.iter().chain(&m.d_layers) {
-                    if l.channels == 0 || l.kernel == 0 || l.stride == 0 {
-                        return Err(format!(
-                            "layer {l:?}: channels, kernel and stride must be at least 1"
-                        ));
-                    }
-                }
-                if m.conditional && !m.d_linear_head {
-                    return Err("model.conditional = true needs model.d_linear_head = true: the discriminator projects the label on the features entering its linear head".into());
-                }
-                check_geometry(m, self.latent_dim + self.model.label_inputs())?;
-                let conv = |layers: &[ConvLayer], mut channels: u64| {
-                    let mut total = 0u64;
-                    for l in layers {
-                        let kernel = (l.kernel * l.kernel) as u64;
-                        total = total.saturating_add(channels * l.channels as u64 * kernel);
-                        channels = l.channels as u64;
-                    }
-                    total
-                };
-                let g_in = match m.g_start {
-                    GeneratorStart::Latent1x1 => {
-                        (self.latent_dim + self.model.label_inputs()) as u64
-                    }
-                    GeneratorStart::Dense { channels, side } => {
-                        let inputs = (self.latent_dim + self.model.label_inputs()) as u64;
-                        let dense = inputs * (channels * side * side) as u64;
-                        check_weights("model.g_start", "generator's first layer", dense)?;
-                        channels as u64
-                    }
-                };
-                check_weights("model.g_layers", "generator", conv(&m.g_layers, g_in))?;
-                check_weights("model.d_layers", "discriminator", conv(&m.d_layers, 1))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Larger than any layer of a GAN for 28x28 digits: sizes past it are typing errors, and
-/// their products could overflow.
-const MAX_SIZE: usize = 1 << 16;
-
-/// Follows the feature maps through every layer of a DCGAN pair and says, naming the layer,
-/// where a kernel does not fit its input or where the sizes do not end as they must (G at
-/// 1x28x28, D at one logit).
-fn check_geometry(m: &DcganConfig, latent_dim: usize) -> Result<(), String> {
-    let (mut channels, mut side) = match m.g_start {
-        GeneratorStart::Latent1x1 => (latent_dim, 1),
-        GeneratorStart::Dense { channels, side } => (channels, side),
-    };
-    if channels > MAX_SIZE || side > IMAGE_SIDE {
-        return Err(format!(
-            "model.g_start: {channels} maps of {side}x{side} is too large (at most {MAX_SIZE} maps, {IMAGE_SIDE}x{IMAGE_SIDE})"
-        ));
-    }
-    for (i, l) in m.g_layers.iter().enumerate() {
-        let key = format!("model.g_layers[{i}]");
-        check_sizes(&key, l)?;
-        if l.output_padding >= l.stride {
-            return Err(format!(
-                "{key}: output_padding {} must be smaller than the stride {}",
-                l.output_padding, l.stride
-            ));
-        }
-        let full = (side - 1) * l.stride + l.kernel + l.output_padding;
-        if full <= 2 * l.padding {
-            return Err(format!(
-                "{key}: padding {} leaves nothing of a {side}x{side} input",
-                l.padding
-            ));
-        }
-        (channels, side) = (l.channels, full - 2 * l.padding);
-        if side > 4 * IMAGE_SIDE {
-            return Err(format!("{key}: gives {side}x{side} maps, far past 28x28"));
-        }
-    }
-    if (channels, side) != (1, IMAGE_SIDE) {
-        return Err(format!(
-            "model.g_layers end in {channels} channels of {side}x{side}; they must end in 1 channel of 28x28"
-        ));
-    }
-    let (mut channels, mut side) = (1, IMAGE_SIDE);
-    for (i, l) in m.d_layers.iter().enumerate() {
-        let key = format!("model.d_layers[{i}]");
-        check_sizes(&key, l)?;
-        if l.kernel > side + 2 * l.padding {
-            return Err(format!(
-                "{key}: a kernel of {} does not fit its {side}x{side} input with padding {}",
-                l.kernel, l.padding
-            ));
-        }
-        (channels, side) = (l.channels, l.conv_output(side));
-    }
-    if !m.d_linear_head && (channels, side) != (1, 1) {
-        return Err(format!(
-            "model.d_layers end in {channels} channels of {side}x{side}: without a linear head (model.d_linear_head = true) the last must give 1 channel of 1x1"
-        ));
-    }
-    Ok(())
-}
-
-/// Far more weights than any network for 28x28 digits needs (the largest preset's, dcgan-tf's
-/// generator, has 2.3 million); a config past it is a typing error that would take gigabytes.
-const MAX_WEIGHTS: u64 = 50_000_000;
-
-fn check_weights(key: &str, network: &str, weights: u64) -> Result<(), String> {
-    if weights > MAX_WEIGHTS {
-        return Err(format!(
-            "{key}: the {network} would have {weights} weights, more than the {MAX_WEIGHTS} allowed"
-        ));
-    }
-    Ok(())
-}
-
-fn check_sizes(key: &str, l: &ConvLayer) -> Result<(), String> {
-    if l.channels > MAX_SIZE
-        || l.kernel > IMAGE_SIDE
-        || l.stride > IMAGE_SIDE
-        || l.padding > IMAGE_SIDE
-    {
-        return Err(format!(
-            "{key}: channels at most {MAX_SIZE}, kernel, stride and padding at most {IMAGE_SIDE}"
-        ));
-    }
-    Ok(())
-}
-
-fn check_dropout(key: &str, p: f32) -> Result<(), String> {
-    if (0.0..1.0).contains(&p) {
-        Ok(())
-    } else {
-        Err(format!("{key} = {p} must lie in [0, 1)"))
-    }
-}
-
-fn check_activation(a: Activation) -> Result<(), String> {
-    match a {
-        Activation::LeakyRelu(slope) if !(0.0..1.0).contains(&slope) => {
-            Err(format!("leaky-relu slope {slope} must lie in [0, 1)"))
-        }
-        _ => Ok(()),
     }
 }
