@@ -8,7 +8,9 @@ use candle_nn::VarBuilder;
 
 use crate::config::{DcganConfig, GeneratorStart};
 use crate::data::{CLASSES, IMAGE_SIDE};
-use crate::nn::{tanh, BatchNorm, Block, Conv2d, ConvTranspose2d, Linear, Pass, SpectralNorm};
+use crate::nn::{
+    tanh, BatchNorm, Block, Conv2d, ConvTranspose2d, Linear, MaybeSpectral, Parameters, Pass,
+};
 
 /// Noise → (dense projection | 1x1 reshape) → transposed convolutions (+ BatchNorm +
 /// activation) → Tanh. Tensors: `start.linear.*`, `start.norm.*`, `layers.{i}.conv.*`,
@@ -38,17 +40,7 @@ impl Generator {
                 let vb = vb.pp("start");
                 let linear = Linear::new(inputs, features, config.g_bias, vb.pp("linear"))?;
                 let norm = BatchNorm::new(features, vb.pp("norm"))?;
-                let params =
-                    inputs * features + if config.g_bias { features } else { 0 } + 2 * features;
-                (
-                    channels,
-                    side,
-                    Some(Block {
-                        layer: linear,
-                        norm: Some(norm),
-                        params,
-                    }),
-                )
+                (channels, side, Some(Block::new(linear, Some(norm))))
             }
         };
         let mut layers = Vec::new();
@@ -67,14 +59,7 @@ impl Generator {
             } else {
                 None
             };
-            let params = channels * l.channels * l.kernel * l.kernel
-                + if config.g_bias { l.channels } else { 0 }
-                + if l.batch_norm { 2 * l.channels } else { 0 };
-            layers.push(Block {
-                layer: conv,
-                norm,
-                params,
-            });
+            layers.push(Block::new(conv, norm));
             channels = l.channels;
             side = l.conv_transpose_output(side);
         }
@@ -120,13 +105,10 @@ impl Generator {
 /// `layers.{i}.norm.*`, `out.*`, `label_projection.*`.
 #[derive(Clone, Debug)]
 pub struct Discriminator {
-    layers: Vec<Block<Conv2d>>,
-    out: Option<Linear>,
+    layers: Vec<Block<MaybeSpectral<Conv2d>>>,
+    out: Option<MaybeSpectral<Linear>>,
     /// The label embedding `(features, 10)` of a conditional discriminator.
-    projection: Option<Linear>,
-    /// One per convolution, then the linear head's (then the projection's), when spectral
-    /// normalisation is on.
-    spectral: Option<Vec<SpectralNorm>>,
+    projection: Option<MaybeSpectral<Linear>>,
     config: DcganConfig,
 }
 
@@ -139,13 +121,10 @@ impl Discriminator {
     /// Builds the discriminator of `config`.
     pub fn new(config: &DcganConfig, vb: VarBuilder) -> Result<Discriminator> {
         let (mut channels, mut side) = (1, IMAGE_SIDE);
+        let spectral = config.d_spectral_norm;
         let mut layers = Vec::new();
-        let mut spectral = Vec::new();
         for (i, l) in config.d_layers.iter().enumerate() {
             let vb = vb.pp(format!("layers.{i}"));
-            if config.d_spectral_norm {
-                spectral.push(SpectralNorm::new(l.channels, vb.pp("conv"))?);
-            }
             let conv = Conv2d::new(
                 channels,
                 l.channels,
@@ -159,21 +138,14 @@ impl Discriminator {
             } else {
                 None
             };
-            let params = (channels * l.kernel * l.kernel + 1) * l.channels
-                + if l.batch_norm { 2 * l.channels } else { 0 };
-            layers.push(Block {
-                layer: conv,
-                norm,
-                params,
-            });
+            let conv = MaybeSpectral::new(conv, spectral, vb.pp("conv"))?;
+            layers.push(Block::new(conv, norm));
             channels = l.channels;
             side = l.conv_output(side);
         }
         let out = if config.d_linear_head {
-            if config.d_spectral_norm {
-                spectral.push(SpectralNorm::new(1, vb.pp("out"))?);
-            }
-            Some(Linear::new(channels * side * side, 1, true, vb.pp("out"))?)
+            let out = Linear::new(channels * side * side, 1, true, vb.pp("out"))?;
+            Some(MaybeSpectral::new(out, spectral, vb.pp("out"))?)
         } else if channels != 1 || side != 1 {
             candle_core::bail!("without a linear head the discriminator's last layer must give 1 channel of 1x1, not {channels} of {side}x{side}");
         } else {
@@ -181,10 +153,8 @@ impl Discriminator {
         };
         let projection = if config.conditional {
             let (features, vb) = (channels * side * side, vb.pp("label_projection"));
-            if config.d_spectral_norm {
-                spectral.push(SpectralNorm::new(features, vb.clone())?);
-            }
-            Some(Linear::new(CLASSES, features, false, vb)?)
+            let projection = Linear::new(CLASSES, features, false, vb.clone())?;
+            Some(MaybeSpectral::new(projection, spectral, vb)?)
         } else {
             None
         };
@@ -192,66 +162,41 @@ impl Discriminator {
             layers,
             out,
             projection,
-            spectral: config.d_spectral_norm.then_some(spectral),
             config: config.clone(),
         })
     }
 
-    /// The convolutions' blocks, the linear head and the label projection, their weights
-    /// divided by σ when spectral normalisation is on.
+    /// The convolutions' blocks, the linear head and the label projection, as the forward
+    /// pass computes with them (their weights divided by σ under spectral normalisation).
     #[allow(clippy::type_complexity)]
     fn layers(&self) -> Result<(Vec<Block<Conv2d>>, Option<Linear>, Option<Linear>)> {
-        let Some(spectral) = &self.spectral else {
-            return Ok((
-                self.layers.clone(),
-                self.out.clone(),
-                self.projection.clone(),
-            ));
-        };
         let layers = self
             .layers
             .iter()
-            .zip(spectral)
-            .map(|(block, norm)| {
+            .map(|block| {
                 Ok(Block {
-                    layer: block
-                        .layer
-                        .with_weight(norm.normalize(block.layer.weight())?),
-                    ..block.clone()
+                    layer: block.layer.effective()?,
+                    norm: block.norm.clone(),
+                    params: block.params,
                 })
             })
             .collect::<Result<_>>()?;
-        let out = match &self.out {
-            Some(out) => {
-                let norm = &spectral[self.layers.len()];
-                Some(Linear::from_tensors(
-                    norm.normalize(out.weight())?,
-                    out.bias().cloned(),
-                ))
-            }
-            None => None,
-        };
-        let projection = match &self.projection {
-            Some(p) => {
-                let norm = &spectral[self.layers.len() + 1];
-                Some(Linear::from_tensors(norm.normalize(p.weight())?, None))
-            }
-            None => None,
-        };
+        let out = self.out.as_ref().map(|o| o.effective()).transpose()?;
+        let projection = self
+            .projection
+            .as_ref()
+            .map(|p| p.effective())
+            .transpose()?;
         Ok((layers, out, projection))
     }
 
     /// One power-iteration step of every layer's spectral normalisation (none without it).
     pub fn update_spectral_norm(&self) -> Result<()> {
-        if let Some(spectral) = &self.spectral {
-            let weights = self.layers.iter().map(|b| b.layer.weight());
-            for (weight, norm) in weights
-                .chain(self.out.as_ref().map(|o| o.weight()))
-                .chain(self.projection.as_ref().map(|p| p.weight()))
-                .zip(spectral)
-            {
-                norm.power_iteration(weight)?;
-            }
+        for block in &self.layers {
+            block.layer.power_iteration()?;
+        }
+        for layer in self.out.iter().chain(&self.projection) {
+            layer.power_iteration()?;
         }
         Ok(())
     }
@@ -342,7 +287,7 @@ impl Discriminator {
         let Some(out) = &out else { return Ok(x) };
         let features = x.flatten_from(1)?;
         let logits = out.forward(&features)?;
-        let logits = pass.layer("out (logit)", out.weight().elem_count() + 1, logits)?;
+        let logits = pass.layer("out (logit)", out.parameters(), logits)?;
         super::add_label_projection(logits, &features, projection.as_ref(), labels, pass)
     }
 }

@@ -5,7 +5,7 @@ use candle_nn::VarBuilder;
 
 use crate::config::MlpConfig;
 use crate::data::{CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
-use crate::nn::{tanh, BatchNorm, Block, Linear, Pass, SpectralNorm};
+use crate::nn::{tanh, BatchNorm, Block, Linear, MaybeSpectral, Parameters, Pass};
 
 fn linear_block(
     inputs: usize,
@@ -19,12 +19,7 @@ fn linear_block(
     } else {
         None
     };
-    let params = (inputs + 1) * outputs + if norm.is_some() { 2 * outputs } else { 0 };
-    Ok(Block {
-        layer,
-        norm,
-        params,
-    })
+    Ok(Block::new(layer, norm))
 }
 
 /// Noise (and, when conditional, the digit's one-hot vector beside it) → hidden layers
@@ -76,11 +71,7 @@ impl Generator {
             x = pass.layer(&format!("hidden.{i}"), block.params, x)?;
         }
         let x = tanh(&self.out.forward(&x)?)?;
-        let x = pass.layer(
-            "out (tanh)",
-            self.out.weight().elem_count() + IMAGE_PIXELS,
-            x,
-        )?;
+        let x = pass.layer("out (tanh)", self.out.parameters(), x)?;
         x.reshape(((), 1, IMAGE_SIDE, IMAGE_SIDE))
     }
 }
@@ -92,13 +83,10 @@ impl Generator {
 /// power-iteration vector `sn_u`.
 #[derive(Clone, Debug)]
 pub struct Discriminator {
-    hidden: Vec<Block<Linear>>,
-    out: Linear,
+    hidden: Vec<Block<MaybeSpectral<Linear>>>,
+    out: MaybeSpectral<Linear>,
     /// The label embedding `(features, 10)` of a conditional discriminator.
-    projection: Option<Linear>,
-    /// One per hidden layer, then the output layer's (then the projection's), when spectral
-    /// normalisation is on.
-    spectral: Option<Vec<SpectralNorm>>,
+    projection: Option<MaybeSpectral<Linear>>,
     config: MlpConfig,
 }
 
@@ -110,32 +98,22 @@ impl Discriminator {
 
     /// Builds the discriminator of `config`.
     pub fn new(config: &MlpConfig, vb: VarBuilder) -> Result<Discriminator> {
+        let spectral = config.d_spectral_norm;
         let mut hidden = Vec::new();
-        let mut spectral = Vec::new();
         let mut inputs = IMAGE_PIXELS;
         for (i, &width) in config.d_hidden.iter().enumerate() {
             let vb = vb.pp(format!("hidden.{i}"));
-            hidden.push(linear_block(
-                inputs,
-                width,
-                config.d_batch_norm,
-                vb.clone(),
-            )?);
-            if config.d_spectral_norm {
-                spectral.push(SpectralNorm::new(width, vb.pp("linear"))?);
-            }
+            let block = linear_block(inputs, width, config.d_batch_norm, vb.clone())?;
+            let layer = MaybeSpectral::new(block.layer, spectral, vb.pp("linear"))?;
+            hidden.push(Block::new(layer, block.norm));
             inputs = width;
         }
         let out = Linear::new(inputs, 1, true, vb.pp("out"))?;
-        if config.d_spectral_norm {
-            spectral.push(SpectralNorm::new(1, vb.pp("out"))?);
-        }
+        let out = MaybeSpectral::new(out, spectral, vb.pp("out"))?;
         let projection = if config.conditional {
             let vb = vb.pp("label_projection");
-            if config.d_spectral_norm {
-                spectral.push(SpectralNorm::new(inputs, vb.clone())?);
-            }
-            Some(Linear::new(CLASSES, inputs, false, vb)?)
+            let projection = Linear::new(CLASSES, inputs, false, vb.clone())?;
+            Some(MaybeSpectral::new(projection, spectral, vb)?)
         } else {
             None
         };
@@ -143,56 +121,40 @@ impl Discriminator {
             hidden,
             out,
             projection,
-            spectral: config.d_spectral_norm.then_some(spectral),
             config: config.clone(),
         })
     }
 
-    /// The hidden layers' blocks, the output layer and the label projection, their weights
-    /// divided by σ when spectral normalisation is on.
+    /// The hidden layers' blocks, the output layer and the label projection, as the forward
+    /// pass computes with them (their weights divided by σ under spectral normalisation).
     fn layers(&self) -> Result<(Vec<Block<Linear>>, Linear, Option<Linear>)> {
-        let Some(spectral) = &self.spectral else {
-            return Ok((
-                self.hidden.clone(),
-                self.out.clone(),
-                self.projection.clone(),
-            ));
-        };
-        let normalized = |layer: &Linear, norm: &SpectralNorm| -> Result<Linear> {
-            Ok(Linear::from_tensors(
-                norm.normalize(layer.weight())?,
-                layer.bias().cloned(),
-            ))
-        };
         let hidden = self
             .hidden
             .iter()
-            .zip(spectral)
-            .map(|(block, norm)| {
+            .map(|block| {
                 Ok(Block {
-                    layer: normalized(&block.layer, norm)?,
-                    ..block.clone()
+                    layer: block.layer.effective()?,
+                    norm: block.norm.clone(),
+                    params: block.params,
                 })
             })
             .collect::<Result<_>>()?;
-        let out = normalized(&self.out, &spectral[self.hidden.len()])?;
-        let projection = match &self.projection {
-            Some(p) => Some(normalized(p, &spectral[self.hidden.len() + 1])?),
-            None => None,
-        };
-        Ok((hidden, out, projection))
+        let projection = self
+            .projection
+            .as_ref()
+            .map(|p| p.effective())
+            .transpose()?;
+        Ok((hidden, self.out.effective()?, projection))
     }
 
     /// One power-iteration step of every layer's spectral normalisation (none without it).
     pub fn update_spectral_norm(&self) -> Result<()> {
-        if let Some(spectral) = &self.spectral {
-            let weights = self.hidden.iter().map(|b| b.layer.weight());
-            let weights = weights
-                .chain([self.out.weight()])
-                .chain(self.projection.as_ref().map(|p| p.weight()));
-            for (weight, norm) in weights.zip(spectral) {
-                norm.power_iteration(weight)?;
-            }
+        for block in &self.hidden {
+            block.layer.power_iteration()?;
+        }
+        self.out.power_iteration()?;
+        if let Some(projection) = &self.projection {
+            projection.power_iteration()?;
         }
         Ok(())
     }
@@ -213,7 +175,7 @@ impl Discriminator {
             x = pass.layer(&format!("hidden.{i}"), block.params, x)?;
         }
         let logits = out.forward(&x)?;
-        let logits = pass.layer("out (logit)", self.out.weight().elem_count() + 1, logits)?;
+        let logits = pass.layer("out (logit)", out.parameters(), logits)?;
         super::add_label_projection(logits, &x, projection.as_ref(), labels, pass)
     }
 

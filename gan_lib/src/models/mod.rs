@@ -59,7 +59,7 @@ pub(crate) fn add_label_projection(
         (Some(projection), Some(labels)) => {
             let embedded = embed_labels(projection, labels, features.dtype())?;
             let projected = (features * embedded)?.sum_keepdim(1)?;
-            let params = projection.weight().elem_count();
+            let params = crate::nn::Parameters::parameters(projection);
             pass.layer("label projection", params, (logits + projected)?)
         }
         (None, None) => Ok(logits),

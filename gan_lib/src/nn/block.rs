@@ -5,6 +5,12 @@ use candle_core::{Module, Result, Tensor};
 
 use super::{Activation, BatchNorm, Pass};
 
+/// A layer's trainable parameters, counted from its tensors (for the layer tables).
+pub trait Parameters {
+    /// How many numbers training adjusts in it.
+    fn parameters(&self) -> usize;
+}
+
 /// A linear or convolution layer, optionally followed by BatchNorm.
 #[derive(Clone, Debug)]
 pub struct Block<L> {
@@ -14,6 +20,18 @@ pub struct Block<L> {
     pub norm: Option<BatchNorm>,
     /// Trainable parameters of both, for the summary.
     pub params: usize,
+}
+
+impl<L: Parameters> Block<L> {
+    /// `layer` and its BatchNorm, their parameters counted.
+    pub fn new(layer: L, norm: Option<BatchNorm>) -> Block<L> {
+        let params = layer.parameters() + norm.as_ref().map_or(0, Parameters::parameters);
+        Block {
+            layer,
+            norm,
+            params,
+        }
+    }
 }
 
 impl<L: Module> Block<L> {

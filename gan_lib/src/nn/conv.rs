@@ -15,6 +15,18 @@ pub struct Conv2d {
     pub(crate) padding: usize,
 }
 
+impl super::Parameters for Conv2d {
+    fn parameters(&self) -> usize {
+        self.weight().elem_count() + self.candle.bias().map_or(0, Tensor::elem_count)
+    }
+}
+
+impl super::Parameters for ConvTranspose2d {
+    fn parameters(&self) -> usize {
+        self.weight().elem_count() + self.candle.bias().map_or(0, Tensor::elem_count)
+    }
+}
+
 impl Conv2d {
     /// Weight `weight` and bias `bias` from `vb`.
     pub fn new(

@@ -11,6 +11,12 @@ pub struct Linear {
     candle: candle_nn::Linear,
 }
 
+impl super::Parameters for Linear {
+    fn parameters(&self) -> usize {
+        self.weight().elem_count() + self.bias().map_or(0, Tensor::elem_count)
+    }
+}
+
 impl Linear {
     /// Weight `weight` and, when `bias`, bias `bias` from `vb`.
     pub fn new(inputs: usize, outputs: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {

@@ -19,7 +19,7 @@ mod spectral_norm;
 mod summary;
 
 pub use activation::{leaky_relu, sigmoid, tanh, Activation};
-pub use block::Block;
+pub use block::{Block, Parameters};
 pub use conv::{conv_output, conv_transpose_output, Conv2d, ConvTranspose2d};
 pub use init::{count_params, init_weights, is_state, InitScheme};
 pub use linear::Linear;
@@ -27,5 +27,5 @@ pub use loss::{bce_with_logits, hinge};
 pub use norm::BatchNorm;
 pub use pass::Pass;
 pub use pool::relu_max_pool2;
-pub use spectral_norm::SpectralNorm;
+pub use spectral_norm::{MaybeSpectral, SpectralNorm, Weighted};
 pub use summary::{thousands, LayerRow, Summary};

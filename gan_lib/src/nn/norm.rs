@@ -17,6 +17,17 @@ pub struct BatchNorm {
     momentum: f64,
 }
 
+impl super::Parameters for BatchNorm {
+    /// Scale and shift; the running statistics are state, not parameters.
+    fn parameters(&self) -> usize {
+        let (weight, bias) = self
+            .candle
+            .weight_and_bias()
+            .expect("gan_lib's BatchNorm is affine");
+        weight.elem_count() + bias.elem_count()
+    }
+}
+
 impl BatchNorm {
     /// A BatchNorm over `features` channels, its tensors from `vb`.
     pub fn new(features: usize, vb: VarBuilder) -> Result<BatchNorm> {
