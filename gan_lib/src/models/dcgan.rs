@@ -202,62 +202,24 @@ impl Discriminator {
     }
 
     /// The gradient of each image's logit with respect to its pixels, `(b, 784)`, as a graph
-    /// that autograd can differentiate with respect to the weights (see the MLP's
-    /// `input_gradient`): the activation's slopes at each convolution's output are constants,
-    /// and going back through a convolution is the transposed convolution with the same
-    /// weight ([`Conv2d::input_gradient`]: gan_lib's fused kernel in f32 on the CPU, candle's
-    /// otherwise), whose backward exists for both its arguments. Needs no BatchNorm and no
-    /// dropout.
+    /// autograd can differentiate with respect to the weights (see
+    /// `models/input_gradient.rs`). Needs no BatchNorm and no dropout.
     pub fn input_gradient(&self, images: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         if self.config.d_dropout > 0.0 || self.layers.iter().any(|b| b.norm.is_some()) {
             candle_core::bail!(
                 "the input gradient needs a discriminator without BatchNorm or dropout"
             );
         }
-        if self.projection.is_some() != labels.is_some() {
-            candle_core::bail!("labels must be given to a conditional discriminator only");
-        }
         let (layers, out, projection) = self.layers()?;
-        let slope = self.config.d_activation.slope();
-        let last = layers.len() - 1;
-        // Forward: each convolution's input side, and the activation's slope at its output
-        // (none after a last convolution that gives the logit itself).
-        let mut x = images.detach();
-        let mut steps = Vec::new();
-        for (i, block) in layers.iter().enumerate() {
-            let side = x.dim(3)?;
-            let pre = block.layer.forward(&x)?.detach();
-            let slopes = if out.is_some() || i != last {
-                let slopes = super::activation_slopes(&pre, slope)?;
-                x = (&pre * &slopes)?;
-                Some(slopes)
-            } else {
-                x = pre;
-                None
-            };
-            steps.push((side, slopes));
-        }
-        // Backward, by hand: from the logit down to the pixels.
-        let batch = x.dim(0)?;
-        let mut gradient = match &out {
-            Some(out) => {
-                let features = out.weight().dim(1)?;
-                let mut gradient = out.weight().broadcast_as((batch, features))?;
-                if let (Some(projection), Some(labels)) = (&projection, labels) {
-                    gradient =
-                        (&gradient + super::embed_labels(projection, labels, gradient.dtype())?)?;
-                }
-                gradient.reshape(x.shape())?
-            }
-            None => x.ones_like()?,
-        };
-        for (block, (side, slopes)) in layers.iter().zip(&steps).rev() {
-            if let Some(slopes) = slopes {
-                gradient = (gradient * slopes)?;
-            }
-            gradient = block.layer.input_gradient(&gradient, *side)?;
-        }
-        gradient.flatten_from(1)
+        let layers: Vec<Conv2d> = layers.into_iter().map(|block| block.layer).collect();
+        super::input_gradient::input_gradient(
+            &layers,
+            out.as_ref(),
+            projection.as_ref(),
+            labels,
+            self.config.d_activation.slope(),
+            images,
+        )
     }
 
     /// `(b, 1, 28, 28)` images (with `(b,)` digits or `(b, 10)` label vectors when

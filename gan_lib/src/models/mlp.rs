@@ -179,11 +179,9 @@ impl Discriminator {
         super::add_label_projection(logits, &x, projection.as_ref(), labels, pass)
     }
 
-    /// The gradient of each image's logit with respect to its pixels, `(b, 784)`, built as a
-    /// graph of ordinary candle ops (matrix products with the weights and the activation's
-    /// slopes), so that a loss on it can be differentiated with respect to the weights:
-    /// candle's autograd cannot differentiate a gradient itself. The slopes are constants
-    /// (their own derivative is zero almost everywhere). Needs no BatchNorm and no dropout.
+    /// The gradient of each image's logit with respect to its pixels, `(b, 784)`, as a graph
+    /// autograd can differentiate with respect to the weights (see
+    /// `models/input_gradient.rs`). Needs no BatchNorm and no dropout.
     pub fn input_gradient(&self, images: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         if self.config.d_batch_norm || self.config.d_dropout > 0.0 {
             candle_core::bail!(
@@ -191,31 +189,14 @@ impl Discriminator {
             );
         }
         let (hidden, out, projection) = self.layers()?;
-        let slope = self.config.d_activation.slope();
-        // Forward: the activation's slope at each pre-activation, 1 or `slope`.
-        let mut x = images.flatten_from(1)?.detach();
-        let mut slopes = Vec::new();
-        for block in &hidden {
-            let pre = block.layer.forward(&x)?.detach();
-            let slopes_here = super::activation_slopes(&pre, slope)?;
-            x = (&pre * &slopes_here)?;
-            slopes.push(slopes_here);
-        }
-        // Backward, by hand: from the logit's weights down to the pixels.
-        let batch = x.dim(0)?;
-        let mut gradient = out.weight().broadcast_as((batch, out.weight().dim(1)?))?;
-        // The projection ⟨embed(y), φ(x)⟩ adds embed(y) to the logit's gradient by φ(x).
-        match (projection, labels) {
-            (Some(projection), Some(labels)) => {
-                gradient =
-                    (&gradient + super::embed_labels(&projection, labels, gradient.dtype())?)?;
-            }
-            (None, None) => {}
-            _ => candle_core::bail!("labels must be given to a conditional discriminator only"),
-        }
-        for (block, slopes_here) in hidden.iter().zip(&slopes).rev() {
-            gradient = (gradient * slopes_here)?.matmul(block.layer.weight())?;
-        }
-        Ok(gradient)
+        let layers: Vec<Linear> = hidden.into_iter().map(|block| block.layer).collect();
+        super::input_gradient::input_gradient(
+            &layers,
+            Some(&out),
+            projection.as_ref(),
+            labels,
+            self.config.d_activation.slope(),
+            &images.flatten_from(1)?,
+        )
     }
 }

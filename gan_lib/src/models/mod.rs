@@ -8,6 +8,7 @@
 //! `Some(labels)`; an unconditional network takes `None`.
 
 pub mod dcgan;
+mod input_gradient;
 mod load;
 pub mod mlp;
 
@@ -22,14 +23,6 @@ use crate::nn::{Linear, Pass, Summary};
 
 /// Noise vectors per forward pass in [`Generator::generate`].
 const GENERATION_CHUNK: usize = 500;
-
-/// The (leaky) ReLU's slope at each pre-activation: 1 where it is positive, `slope` elsewhere,
-/// detached (it is constant almost everywhere). The input gradients of both discriminators
-/// multiply by it on the way back.
-fn activation_slopes(pre: &Tensor, slope: f64) -> Result<Tensor> {
-    let positive = pre.detach().ge(0.0)?.to_dtype(pre.dtype())?;
-    (positive * (1.0 - slope))? + slope
-}
 
 /// WGAN-GP's penalty `mean((‖∇ₓD(x)‖ − 1)²)` over `images` (judged as `labels` by a
 /// conditional D), differentiable with respect to D's weights (see
