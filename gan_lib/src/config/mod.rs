@@ -370,11 +370,7 @@ impl TrainConfig {
             path: origin.to_owned(),
             message: e.to_string(),
         })?;
-        config.validate().map_err(|e| ConfigError::Invalid {
-            path: origin.to_owned(),
-            key: e.key,
-            message: e.message,
-        })?;
+        config.validate().map_err(|e| e.in_config(origin))?;
         Ok(config)
     }
 

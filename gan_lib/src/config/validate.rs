@@ -16,6 +16,18 @@ pub struct InvalidValue {
     pub message: String,
 }
 
+impl InvalidValue {
+    /// The [`super::ConfigError`] of this value in the config read from `origin` (a file, a
+    /// preset, a run).
+    pub fn in_config(self, origin: impl Into<String>) -> super::ConfigError {
+        super::ConfigError::Invalid {
+            path: origin.into(),
+            key: self.key,
+            message: self.message,
+        }
+    }
+}
+
 type Checked = Result<(), InvalidValue>;
 
 fn invalid(key: &str, message: impl Into<String>) -> Checked {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use candle_core::{Device, Tensor};
 
 use crate::checkpoint::{self, CheckpointError, TensorFile};
-use crate::config::{ConfigError, TrainConfig};
+use crate::config::{InvalidValue, TrainConfig};
 use crate::data::{BatchOptions, PixelRange, Split, CLASSES};
 use crate::ema::Ema;
 use crate::models::Generator;
@@ -135,13 +135,9 @@ impl Trainer {
         run_dir: impl Into<PathBuf>,
         device: &Device,
     ) -> Result<Trainer, TrainError> {
-        config.validate().map_err(|e| {
-            TrainError::Config(ConfigError::Invalid {
-                path: format!("config {:?}", config.name),
-                key: e.key,
-                message: e.message,
-            })
-        })?;
+        config
+            .validate()
+            .map_err(|e| e.in_config(format!("config {:?}", config.name)))?;
         let run_dir = RunDir::new(run_dir);
         let mut init_rng = rng::seeded(config.seed);
         let gan = Gan::new(config, device, &mut init_rng)?;
@@ -297,11 +293,8 @@ impl Trainer {
         config.lr_g *= scale;
         config.lr_d *= scale;
         config.validate().map_err(|e| {
-            TrainError::Config(ConfigError::Invalid {
-                path: self.run_dir.config().display().to_string(),
-                key: e.key,
-                message: format!("learning rates scaled by {scale}: {}", e.message),
-            })
+            let message = format!("learning rates scaled by {scale}: {}", e.message);
+            InvalidValue { message, ..e }.in_config(self.run_dir.config().display().to_string())
         })?;
         self.gan.config = config;
         Ok(())
