@@ -255,6 +255,43 @@ fn same_seed_gives_bit_identical_runs_and_another_seed_does_not() {
     assert_ne!(a.1, b.1);
 }
 
+/// `lr_decay_epochs`: the rates hold until the last epochs, then fall step by step towards 0.
+/// A run of 2 epochs of 8 steps decaying over the last epoch follows the constant-rate run for
+/// 9 steps (the decay's first step still has the full rate) and leaves it in the 10th.
+#[test]
+fn learning_rates_decay_over_the_last_epochs_step_by_step() {
+    let config = tiny_config();
+    let decaying = config.with("lr_decay_epochs", "1").unwrap();
+    let factors: Vec<f64> = [0.0, 1.0, 1.5, 1.875, 2.0]
+        .iter()
+        .map(|&progress| decaying.learning_rate_factor(progress))
+        .collect();
+    assert_eq!(factors, [1.0, 1.0, 0.5, 0.125, 0.0]);
+    assert_eq!(config.learning_rate_factor(1.9), 1.0);
+    // Off by default, and then absent from the saved config.
+    assert_eq!(config.lr_decay_epochs, 0);
+    assert!(!config.to_toml().contains("lr_decay_epochs"));
+    assert!(decaying.to_toml().contains("lr_decay_epochs = 1"));
+
+    let data = small_mnist();
+    let losses = |config: &TrainConfig| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut trainer = quiet_trainer(config, dir.path());
+        trainer.train(&data).unwrap();
+        let losses: Vec<_> = trainer.history.iter().map(|p| (p.d_loss, p.g_loss)).collect();
+        (losses, weights(&trainer.gan.g_vars))
+    };
+    let (constant, constant_g) = losses(&config);
+    let (decayed, decayed_g) = losses(&decaying);
+    assert_eq!(constant.len(), 16);
+    // Step 9 (the 10th) judges real digits with the D of full-rate updates, then updates D at
+    // 7/8 of the rate, and G's loss already sees that D.
+    assert_eq!(constant[..9], decayed[..9]);
+    assert_eq!(constant[9].0, decayed[9].0);
+    assert_ne!(constant[9].1, decayed[9].1);
+    assert_ne!(constant_g, decayed_g);
+}
+
 #[test]
 fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
     let data = small_mnist();
@@ -262,6 +299,8 @@ fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
         .with("instance_noise", "0.05")
         .unwrap()
         .with("rotation_degrees", "10")
+        .unwrap()
+        .with("lr_decay_epochs", "2")
         .unwrap();
     let straight_dir = tempfile::tempdir().unwrap();
     let mut straight = quiet_trainer(&config, straight_dir.path());

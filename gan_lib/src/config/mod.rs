@@ -70,6 +70,14 @@ pub struct TrainConfig {
     /// generator and the metrics use the average when it is on.
     #[serde(default)]
     pub ema_decay: f64,
+    /// Over the last this many epochs both learning rates fall linearly, step by step, towards
+    /// zero (0: constant rates). Set `epochs` to what a time budget holds for the decay to run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lr_decay_epochs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The adversarial loss a run trains with.
@@ -401,6 +409,17 @@ impl TrainConfig {
         // Unknown keys are caught here: every config table denies unknown fields.
         let text = toml::to_string(&root).map_err(|e| invalid(e.to_string()))?;
         TrainConfig::from_toml(&text, &origin)
+    }
+
+    /// What the learning rates are multiplied by once `progress` epochs are done (fractions
+    /// count): 1 until the last [`TrainConfig::lr_decay_epochs`] epochs, then falling
+    /// linearly to 0 at the end of the last epoch.
+    pub fn learning_rate_factor(&self, progress: f64) -> f64 {
+        if self.lr_decay_epochs == 0 {
+            return 1.0;
+        }
+        let remaining = self.epochs as f64 - progress;
+        (remaining / self.lr_decay_epochs as f64).clamp(0.0, 1.0)
     }
 
     /// Which weights a generator saved by this run draws with, in words.

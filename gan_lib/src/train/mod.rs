@@ -104,6 +104,9 @@ pub struct Trainer {
     pub epoch: usize,
     /// Steps (generator updates) finished.
     pub step: u64,
+    /// How far into the current epoch the next step is (0 to 1): the learning-rate schedule
+    /// counts fractions of epochs.
+    epoch_fraction: f64,
     /// Per-step losses of the whole run.
     pub history: Vec<LossPoint>,
     /// The run's folder and files.
@@ -172,6 +175,7 @@ impl Trainer {
             gan,
             epoch: 0,
             step: 0,
+            epoch_fraction: 0.0,
             history: Vec::new(),
             run_dir,
             ema,
@@ -345,6 +349,7 @@ impl Trainer {
         for batch in batches {
             let batch = batch?;
             let labels = config.model.conditional().then_some(&batch.labels);
+            self.epoch_fraction = done as f64 / steps.max(1) as f64;
             let stats = self.step(&batch.images, labels)?;
             self.history.push(LossPoint {
                 step: self.step,
@@ -363,6 +368,7 @@ impl Trainer {
         }
         self.data_rng = data_rng;
         self.epoch += 1;
+        self.epoch_fraction = 0.0;
         let seconds = started.elapsed().as_secs_f64();
         let samples = self.write_epoch_files()?;
         Ok(EpochReport {

@@ -82,6 +82,12 @@ impl Trainer {
         Ok(stats)
     }
 
+    /// The learning rates' multiplier for this step (see [`crate::config::TrainConfig::lr_decay_epochs`]).
+    fn rate_factor(&self) -> f64 {
+        let progress = self.epoch as f64 + self.epoch_fraction;
+        self.gan.config.learning_rate_factor(progress)
+    }
+
     /// One update of D; returns its loss and its mean judgements of the real and fake images.
     fn update_discriminator(
         &mut self,
@@ -95,7 +101,7 @@ impl Trainer {
         let d_loss = self.discriminator_loss(real, &fake, labels, &real_logits, &fake_logits)?;
         let d_loss_value = self.finite("D loss", d_loss.to_scalar::<f32>()?)?;
         self.d_adam
-            .step(&d_loss.backward()?, self.gan.config.lr_d)?;
+            .step(&d_loss.backward()?, self.gan.config.lr_d * self.rate_factor())?;
         let (d_real, d_fake) = self.judgements(&real_logits, &fake_logits)?;
         Ok((d_loss_value, d_real, d_fake))
     }
@@ -118,7 +124,7 @@ impl Trainer {
         };
         let g_loss_value = self.finite("G loss", g_loss.to_scalar::<f32>()?)?;
         self.g_adam
-            .step(&g_loss.backward()?, self.gan.config.lr_g)?;
+            .step(&g_loss.backward()?, self.gan.config.lr_g * self.rate_factor())?;
         Ok(g_loss_value)
     }
 
