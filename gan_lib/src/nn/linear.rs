@@ -67,12 +67,15 @@ mod tests {
     }
 
     fn linear_matches_candle_inner() -> Result<()> {
-        // The last two are large enough for the multi-threaded paths.
+        // From the third on large enough for the multi-threaded paths; the last two have
+        // batches that take the direct product `x·Wᵀ`.
         for (bias, batch, inputs, outputs) in [
             (true, 6, 37, 19),
             (false, 6, 37, 19),
             (true, 130, 300, 260),
             (false, 130, 300, 260),
+            (true, 300, 70, 90),
+            (false, 300, 70, 90),
         ] {
             let vars = VarMap::new();
             let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);

@@ -187,7 +187,7 @@ impl CustomOp2 for Project {
 
 /// `(a, b)` → `a·b` for row-major operands, `a` read transposed when `a_transposed`.
 pub(super) struct Product {
-    a_transposed: bool,
+    pub a_transposed: bool,
 }
 
 impl CustomOp2 for Product {
