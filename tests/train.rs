@@ -278,7 +278,11 @@ fn learning_rates_decay_over_the_last_epochs_step_by_step() {
         let dir = tempfile::tempdir().unwrap();
         let mut trainer = quiet_trainer(config, dir.path());
         trainer.train(&data).unwrap();
-        let losses: Vec<_> = trainer.history.iter().map(|p| (p.d_loss, p.g_loss)).collect();
+        let losses: Vec<_> = trainer
+            .history
+            .iter()
+            .map(|p| (p.d_loss, p.g_loss))
+            .collect();
         (losses, weights(&trainer.gan.g_vars))
     };
     let (constant, constant_g) = losses(&config);

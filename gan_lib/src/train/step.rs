@@ -100,8 +100,10 @@ impl Trainer {
         let fake_logits = self.discriminate(&fake, labels, None)?;
         let d_loss = self.discriminator_loss(real, &fake, labels, &real_logits, &fake_logits)?;
         let d_loss_value = self.finite("D loss", d_loss.to_scalar::<f32>()?)?;
-        self.d_adam
-            .step(&d_loss.backward()?, self.gan.config.lr_d * self.rate_factor())?;
+        self.d_adam.step(
+            &d_loss.backward()?,
+            self.gan.config.lr_d * self.rate_factor(),
+        )?;
         let (d_real, d_fake) = self.judgements(&real_logits, &fake_logits)?;
         Ok((d_loss_value, d_real, d_fake))
     }
@@ -123,8 +125,10 @@ impl Trainer {
             Loss::Hinge | Loss::WganGp => fake_logits.mean_all()?.neg()?,
         };
         let g_loss_value = self.finite("G loss", g_loss.to_scalar::<f32>()?)?;
-        self.g_adam
-            .step(&g_loss.backward()?, self.gan.config.lr_g * self.rate_factor())?;
+        self.g_adam.step(
+            &g_loss.backward()?,
+            self.gan.config.lr_g * self.rate_factor(),
+        )?;
         Ok(g_loss_value)
     }
 
