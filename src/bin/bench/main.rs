@@ -357,9 +357,13 @@ fn print_peaks(
                 .map_or(String::new(), |g| format!("; with AVX2 only {g:.0}")),
             _ => String::new(),
         };
+        let build = match peak::AVX2_ONLY_BUILD {
+            true => " (built without gemm's AVX-512 kernels, as on an AVX2-only CPU)",
+            false => "",
+        };
         match peak {
             Some(gflops) => println!(
-                "FP32 peak, {threads} thread{}: {gflops:.0} GFLOP/s (fused multiply-adds on registers, {extension}{avx2}); the matmul kernels use {extension}",
+                "FP32 peak, {threads} thread{}: {gflops:.0} GFLOP/s (fused multiply-adds on registers, {extension}{avx2}); the matmul kernels use {extension}{build}",
                 if threads == 1 { "" } else { "s" }
             ),
             None => println!("FP32 peak: not measured ({extension})"),

@@ -3,12 +3,17 @@
 
 use std::time::Instant;
 
+/// Whether this build's `gemm` lacks its AVX-512 kernels: `scripts/bench-avx2.sh` builds
+/// the benchmark so (with `--cfg mnist_gan_avx2_only`), to measure an AVX2-only machine on
+/// an AVX-512 one.
+pub const AVX2_ONLY_BUILD: bool = cfg!(mnist_gan_avx2_only);
+
 /// The widest vector extension this CPU offers that the kernels use: `gemm` (built with
 /// `x86-v4`) picks its AVX-512 microkernels at run time when the CPU has them, else AVX2+FMA.
 pub fn vector_extension() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if std::arch::is_x86_feature_detected!("avx512f") && !AVX2_ONLY_BUILD {
             return "AVX-512";
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
