@@ -48,11 +48,19 @@ impl CustomOp1 for ReluMaxPool {
         let (n, c, h, w) = layout.shape().dims4()?;
         let (oh, ow) = (h / 2, w / 2);
         let mut y = vec![0f32; n * c * oh * ow];
+        if ow == 0 {
+            return Ok((CpuStorage::F32(y), (n, c, oh, ow).into()));
+        }
+        // Row by row, two input rows per output row, with no division per value: `eval`
+        // spent 9.5% of its time here when each value found its window by `i / ow, i % ow`.
         for_parts(&mut y, oh * ow, |plane, out| {
             let x = &x[plane * h * w..(plane + 1) * h * w];
-            for (i, o) in out.iter_mut().enumerate() {
-                let [a, b, c, d] = window(i / ow, i % ow, w).map(|j| x[j]);
-                *o = a.max(b).max(c).max(d).max(0.0);
+            for (oy, out) in out.chunks_exact_mut(ow).enumerate() {
+                let top = x[2 * oy * w..][..2 * ow].chunks_exact(2);
+                let bottom = x[(2 * oy + 1) * w..][..2 * ow].chunks_exact(2);
+                for ((o, t), b) in out.iter_mut().zip(top).zip(bottom) {
+                    *o = t[0].max(t[1]).max(b[0]).max(b[1]).max(0.0);
+                }
             }
         });
         Ok((CpuStorage::F32(y), (n, c, oh, ow).into()))
