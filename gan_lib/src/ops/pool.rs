@@ -93,14 +93,22 @@ impl CustomOp3 for ReluMaxPoolGrad {
         let (_, _, h, w) = l1.shape().dims4()?;
         let (oh, ow) = (h / 2, w / 2);
         let mut d_x = vec![0f32; x.len()];
+        if ow == 0 {
+            return Ok((CpuStorage::F32(d_x), l1.shape().clone()));
+        }
         for_parts(&mut d_x, h * w, |plane, d_x| {
             let x = &x[plane * h * w..(plane + 1) * h * w];
             let outputs = plane * oh * ow..(plane + 1) * oh * ow;
-            for (i, (&y, &g)) in y[outputs.clone()].iter().zip(&d_y[outputs]).enumerate() {
-                if y > 0.0 {
-                    let window = window(i / ow, i % ow, w);
-                    if let Some(&j) = window.iter().find(|&&j| x[j] == y) {
-                        d_x[j] = g;
+            let rows = y[outputs.clone()]
+                .chunks_exact(ow)
+                .zip(d_y[outputs].chunks_exact(ow));
+            for (oy, (y, d_y)) in rows.enumerate() {
+                for (ox, (&y, &g)) in y.iter().zip(d_y).enumerate() {
+                    if y > 0.0 {
+                        let window = window(oy, ox, w);
+                        if let Some(&j) = window.iter().find(|&&j| x[j] == y) {
+                            d_x[j] = g;
+                        }
                     }
                 }
             }
