@@ -82,17 +82,10 @@ impl CustomOp3 for ProjectRows {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         // dx = dy·W, dW = dyᵀ·x, dbias = the column sums of dy; each only where tracked.
-        let (rows, transposed) = (
-            Product {
-                a_transposed: false,
-            },
-            Product { a_transposed: true },
-        );
-        let d_x = x.track_op().then(|| grad.apply_op2(w, rows)).transpose()?;
-        let d_w = w
-            .track_op()
-            .then(|| grad.apply_op2(x, transposed))
-            .transpose()?;
+        let product =
+            |a: &Tensor, b: &Tensor, a_transposed| a.apply_op2(b, Product { a_transposed });
+        let d_x = x.track_op().then(|| product(&grad, w, false)).transpose()?;
+        let d_w = w.track_op().then(|| product(&grad, x, true)).transpose()?;
         let d_bias = bias
             .track_op()
             .then(|| grad.apply_op1(ColumnSums))
