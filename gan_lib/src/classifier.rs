@@ -122,22 +122,25 @@ impl Classifier {
 
     /// Probabilities and features of 28x28 byte images, computed in batches of 500.
     pub fn run_bytes(&self, pixels: &[u8]) -> Result<ProbabilitiesAndFeatures> {
-        let (mut probabilities, mut features) = (Vec::new(), Vec::new());
-        for chunk in pixels.chunks(500 * IMAGE_PIXELS) {
-            let n = chunk.len() / IMAGE_PIXELS;
-            let values = chunk[..n * IMAGE_PIXELS]
+        let images = pixels.len() / IMAGE_PIXELS;
+        let chunks = crate::map_chunks(images, 500, &self.device, |range| {
+            let values = pixels[range.start * IMAGE_PIXELS..range.end * IMAGE_PIXELS]
                 .iter()
                 .map(|&p| PixelRange::Unit.scale(p))
                 .collect();
-            let x = Tensor::from_vec(values, (n, 1, IMAGE_SIDE, IMAGE_SIDE), &self.device)?;
+            let shape = (range.len(), 1, IMAGE_SIDE, IMAGE_SIDE);
+            let x = Tensor::from_vec(values, shape, &self.device)?;
             let f = self.features(&x, &mut Pass::eval())?;
             let p = candle_nn::ops::softmax(&self.fc2.forward(&f)?, D::Minus1)?;
+            Ok((p.to_vec2::<f32>()?, f.to_vec2::<f32>()?))
+        })?;
+        let (mut probabilities, mut features) = (Vec::new(), Vec::new());
+        for (p, f) in chunks {
             probabilities.extend(
-                p.to_vec2::<f32>()?
-                    .into_iter()
+                p.into_iter()
                     .map(|row| <[f32; 10]>::try_from(row).expect("10 classes")),
             );
-            features.extend(f.to_vec2::<f32>()?);
+            features.extend(f);
         }
         Ok((probabilities, features))
     }

@@ -69,6 +69,29 @@ pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     result.expect("rayon::scope runs its closure before returning")
 }
 
+/// `work` over `0..n` in consecutive ranges of `chunk`, results in order. On the CPU the
+/// ranges run at once on rayon's threads: generating or scoring 500 digits at a time leaves
+/// the element-wise steps between the matrix products on one thread, and the second core idle
+/// there (generation of 10,000 digits gained 1.0-1.2x from a second thread, PyTorch's
+/// 1.3-1.6x). Each range is computed exactly as it would be alone, so the results do not
+/// depend on the number of threads. Elsewhere (a GPU) they run one after another.
+pub(crate) fn map_chunks<T: Send>(
+    n: usize,
+    chunk: usize,
+    device: &candle_core::Device,
+    work: impl Fn(std::ops::Range<usize>) -> candle_core::Result<T> + Sync,
+) -> candle_core::Result<Vec<T>> {
+    use rayon::prelude::*;
+    let ranges: Vec<_> = (0..n)
+        .step_by(chunk.max(1))
+        .map(|start| start..n.min(start + chunk))
+        .collect();
+    match device.is_cpu() {
+        true => ranges.into_par_iter().map(&work).collect(),
+        false => ranges.into_iter().map(work).collect(),
+    }
+}
+
 /// Tells glibc's malloc to keep freed memory for reuse instead of handing it back to the
 /// kernel. Training allocates and frees tensors of several MiB every step; by default glibc
 /// maps each one fresh (above 32 MiB always, below after trimming), so the kernel zeroes

@@ -134,17 +134,15 @@ impl Generator {
     /// set in cache) however many are asked for.
     pub fn generate(&self, z: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let n = z.dim(0)?;
-        let chunks = (0..n)
-            .step_by(GENERATION_CHUNK)
-            .map(|start| {
-                let size = GENERATION_CHUNK.min(n - start);
-                let rows = z.narrow(0, start, size)?;
-                let labels = labels.map(|l| l.narrow(0, start, size)).transpose()?;
-                let images = self.forward(&rows, labels.as_ref(), &mut Pass::eval());
-                // Detached: otherwise each chunk's result keeps its whole forward graph alive.
-                Ok(images?.detach())
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let chunks = crate::map_chunks(n, GENERATION_CHUNK, z.device(), |range| {
+            let rows = z.narrow(0, range.start, range.len())?;
+            let labels = labels
+                .map(|l| l.narrow(0, range.start, range.len()))
+                .transpose()?;
+            let images = self.forward(&rows, labels.as_ref(), &mut Pass::eval());
+            // Detached: otherwise each chunk's result keeps its whole forward graph alive.
+            Ok(images?.detach())
+        })?;
         if chunks.is_empty() {
             return Tensor::zeros((0, 1, IMAGE_SIDE, IMAGE_SIDE), DType::F32, z.device());
         }
@@ -291,5 +289,48 @@ impl Discriminator {
             title: "Discriminator".into(),
             rows: pass.into_trace(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrainConfig;
+    use crate::train::Gan;
+
+    /// Generation runs its chunks of 500 at once on rayon's threads: the digits are those of
+    /// one chunk after another, on one thread or two, to the bit (BatchNorm in MLP and
+    /// convolutional generators, a last chunk shorter than the others).
+    #[test]
+    fn generation_in_parallel_chunks_equals_one_chunk_after_another() -> Result<()> {
+        for preset in ["mlp-smoothing", "dcgan-fast"] {
+            let config = TrainConfig::preset(preset).unwrap();
+            let gan = Gan::new(&config, &Device::Cpu, &mut crate::rng::seeded(1))?;
+            let g = &gan.generator;
+            let z = crate::rng::randn(
+                &mut crate::rng::seeded(2),
+                (1100, g.latent_dim()),
+                0.0,
+                1.0,
+                &Device::Cpu,
+            )?;
+            let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
+            let one_by_one: Vec<f32> = [(0, 500), (500, 500), (1000, 100)]
+                .into_iter()
+                .map(|(start, len)| {
+                    flat(g.forward(&z.narrow(0, start, len)?, None, &mut Pass::eval())?)
+                })
+                .collect::<Result<Vec<_>>>()?
+                .concat();
+            let one_thread = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap()
+                .install(|| flat(g.generate(&z, None)?))?;
+            let two_threads = crate::ops::two_threads(|| flat(g.generate(&z, None)?))?;
+            assert!(one_by_one == one_thread, "{preset}: one thread");
+            assert!(one_by_one == two_threads, "{preset}: two threads");
+        }
+        Ok(())
     }
 }
