@@ -54,6 +54,10 @@ impl BatchNorm {
         let Some((weight, bias)) = self.candle.weight_and_bias() else {
             candle_core::bail!("batch-norm without weight and bias");
         };
+        if !train && ops::fused(x) {
+            let statistics = (self.running_mean.as_tensor(), self.running_var.as_tensor());
+            return ops::norm::batch_norm_eval(x, statistics, (weight, bias), self.eps, slope);
+        }
         if !train || !ops::fused(x) {
             let y = self.candle.forward_t(x, train)?;
             return match slope {

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::{for_parts, values, Planes};
 
@@ -237,6 +237,154 @@ impl CustomOp3 for BatchNormGrad {
     }
 }
 
+/// BatchNorm in evaluation mode, with the running statistics, then a leaky ReLU when `slope`
+/// is given, as one pass each way. The values are those of candle's BatchNorm
+/// (`(x − mean) / √(var + eps) · γ + β`, in that order) followed by the activation op, to the
+/// bit: generation and scoring run it on every hidden layer, where candle's four broadcast ops
+/// and the activation each wrote a new tensor. The gradient flows to `x` only (evaluation
+/// trains nothing; a latent search differentiates through it).
+pub(crate) fn batch_norm_eval(
+    x: &Tensor,
+    (mean, variance): (&Tensor, &Tensor),
+    (weight, bias): (&Tensor, &Tensor),
+    eps: f64,
+    slope: Option<f64>,
+) -> Result<Tensor> {
+    let values = |t: &Tensor| t.to_vec1::<f32>();
+    let eps = eps as f32;
+    let channels = Arc::new(EvalChannels {
+        mean: values(mean)?,
+        deviation: values(variance)?
+            .iter()
+            .map(|&v| (v + eps).sqrt())
+            .collect(),
+        weight: values(weight)?,
+        bias: values(bias)?,
+        slope: slope.unwrap_or(1.0) as f32,
+    });
+    x.contiguous()?.apply_op1(BatchNormEval(channels))
+}
+
+/// Per channel: the running mean, `√(var + eps)`, γ and β; and the activation's slope (1:
+/// none).
+struct EvalChannels {
+    mean: Vec<f32>,
+    deviation: Vec<f32>,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    slope: f32,
+}
+
+impl EvalChannels {
+    /// `out = f(channel constants, x)` over `(n, c, plane)` values, by image on rayon's threads
+    /// when large; with one value per channel the loop runs along the channels.
+    fn map(
+        &self,
+        shape: &Shape,
+        x: &[f32],
+        f: impl Fn(&[f32; 4], f32, f32) -> f32 + Sync,
+        other: &[f32],
+    ) -> Result<Vec<f32>> {
+        let p = Planes::of(shape)?;
+        if p.c != self.mean.len() {
+            candle_core::bail!(
+                "batch-norm: {} channels, the input has {}",
+                self.mean.len(),
+                p.c
+            );
+        }
+        let mut out = vec![0f32; x.len()];
+        let channel = |ch: usize| {
+            [
+                self.mean[ch],
+                self.deviation[ch],
+                self.weight[ch],
+                self.bias[ch],
+            ]
+        };
+        let constants: Vec<[f32; 4]> = (0..p.c).map(channel).collect();
+        let image_len = p.c * p.plane;
+        for_parts(&mut out, image_len, |b, image| {
+            let at = b * image_len;
+            let (x, other) = (&x[at..at + image_len], &other[at..at + image_len]);
+            if p.plane == 1 {
+                for (((o, &v), &w), k) in image.iter_mut().zip(x).zip(other).zip(&constants) {
+                    *o = f(k, v, w);
+                }
+                return;
+            }
+            for (ch, out) in image.chunks_mut(p.plane).enumerate() {
+                let (k, at) = (&constants[ch], ch * p.plane);
+                let (x, other) = (&x[at..at + p.plane], &other[at..at + p.plane]);
+                for ((o, &v), &w) in out.iter_mut().zip(x).zip(other) {
+                    *o = f(k, v, w);
+                }
+            }
+        });
+        Ok(out)
+    }
+}
+
+/// x → leaky_relu((x − mean) / deviation · γ + β), per channel.
+struct BatchNormEval(Arc<EvalChannels>);
+
+impl CustomOp1 for BatchNormEval {
+    fn name(&self) -> &'static str {
+        "batch-norm-eval"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = values(storage, layout, self.name())?;
+        let slope = self.0.slope;
+        let y = self.0.map(
+            layout.shape(),
+            x,
+            |&[mean, deviation, weight, bias], v, _| {
+                let y = (v - mean) / deviation * weight + bias;
+                y * leaky_factor(y, slope)
+            },
+            x,
+        )?;
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        Ok(Some(y.apply_op2(&grad, BatchNormEvalGrad(self.0.clone()))?))
+    }
+}
+
+/// (y, dy) → dx = dy · (1 if y > 0 else slope) · γ / deviation, in the order candle's ops
+/// multiply and divide.
+struct BatchNormEvalGrad(Arc<EvalChannels>);
+
+impl CustomOp2 for BatchNormEvalGrad {
+    fn name(&self) -> &'static str {
+        "batch-norm-eval-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, grad) = (values(s1, l1, self.name())?, values(s2, l2, self.name())?);
+        if y.len() != grad.len() {
+            candle_core::bail!("{}: {:?} and {:?}", self.name(), l1.shape(), l2.shape());
+        }
+        let slope = self.0.slope;
+        let d_x = self.0.map(
+            l1.shape(),
+            y,
+            |&[_, deviation, weight, _], y, g| g * leaky_factor(y, slope) * weight / deviation,
+            grad,
+        )?;
+        Ok((CpuStorage::F32(d_x), l1.shape().clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +431,57 @@ mod tests {
                         let (a, b) = (g_fused.get(t).unwrap(), g_apart.get(t).unwrap());
                         assert_eq!(flat(a)?, flat(b)?, "{shape:?}, slope {slope}");
                     }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// In evaluation mode the fused op gives candle's BatchNorm followed by the activation op to
+    /// the bit, values and the gradient to the input, on the serial and the parallel paths.
+    #[test]
+    fn batch_norm_in_evaluation_equals_candles_ops() -> Result<()> {
+        crate::ops::two_threads(|| {
+            for shape in [
+                vec![16, 5],
+                vec![600, 256],
+                vec![4, 3, 5, 5],
+                vec![32, 8, 12, 12],
+            ] {
+                for slope in [None, Some(0.0), Some(0.2)] {
+                    let vars = VarMap::new();
+                    let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+                    let norm = BatchNorm::new(shape[1], vb)?;
+                    let mut rng = crate::rng::seeded(5);
+                    let x = &crate::rng::randn(&mut rng, &shape[..], 0.5, 2.0, &Device::Cpu)?;
+                    // Running statistics away from 0 and 1, and a γ and β of their own.
+                    norm.forward_t(x, true)?;
+                    let (w, b) = norm.candle.weight_and_bias().unwrap();
+                    let c = shape[1];
+                    for (t, mean) in [(w, 1.0), (b, 0.0)] {
+                        let new = crate::rng::randn(&mut rng, c, mean, 0.5, &Device::Cpu)?;
+                        vars.data()
+                            .lock()
+                            .unwrap()
+                            .values()
+                            .find(|v| v.as_tensor().id() == t.id())
+                            .unwrap()
+                            .set(&new)?;
+                    }
+                    let x = Var::from_tensor(x)?;
+                    let probe = crate::rng::randn(&mut rng, &shape[..], 0.0, 1.0, &Device::Cpu)?;
+                    let fused = norm.forward_leaky(&x, false, slope)?;
+                    let candle = norm.candle.forward_t(&x, false)?;
+                    let apart = match slope {
+                        Some(slope) => crate::ops::pointwise::leaky_relu(&candle, slope)?,
+                        None => candle,
+                    };
+                    let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+                    assert_eq!(flat(&fused)?, flat(&apart)?, "{shape:?}, slope {slope:?}");
+                    let g_fused = (fused * &probe)?.sum_all()?.backward()?;
+                    let g_apart = (apart * &probe)?.sum_all()?.backward()?;
+                    let (a, b) = (g_fused.get(&x).unwrap(), g_apart.get(&x).unwrap());
+                    assert_eq!(flat(a)?, flat(b)?, "{shape:?}, slope {slope:?}");
                 }
             }
             Ok(())
