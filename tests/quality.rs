@@ -390,7 +390,7 @@ fn wgan_gp_refuses_what_it_cannot_penalise() {
         ("ema_decay", "1.0"),
         ("ema_decay", "-0.1"),
         ("gp_weight", "-1"),
-        ("lr_decay_epochs", "3"),
+        ("lr_decay_epochs", "-1"),
     ] {
         let error = base.with(key, value).unwrap_err().to_string();
         assert!(error.contains(key), "{key}={value}: {error}");

@@ -18,8 +18,8 @@ use gan_lib::train::{BudgetClock, Gan, Opened, Start, TrainError, Trainer};
 /// dcgan-wgan-gp is dcgan-course without the critic's BatchNorm (96 parameters).
 /// cgan-mlp and cgan-dcgan add the label's 10 inputs to G's first layer and D's projection
 /// (10 x the features entering D's head) to their unconditional designs.
-/// dcgan-fast: G dense 64→7x7x32 (+ BatchNorm over its 1,568 values), ConvTranspose 32→16 and
-/// 16→1 (4x4, + BatchNorm 16); D Conv 1→16 and 16→32 (4x4) and a linear head 1,568→1;
+/// dcgan-fast: G dense 64→7x7x64 (+ BatchNorm over its 3,136 values), ConvTranspose 64→32 and
+/// 32→1 (4x4, + BatchNorm 32); D Conv 1→16 and 16→32 (4x4) and a linear head 1,568→1;
 /// cgan-dcgan-fast adds the label's 10 inputs to G's dense layer and D's 10 x 1,568 projection.
 const PARAMS: [(&str, usize, usize); 16] = [
     ("cgan-fast", 551_952 + 2_560, 533_505 + 2_560),
@@ -38,12 +38,12 @@ const PARAMS: [(&str, usize, usize); 16] = [
     ("cgan-dcgan", 747_841 + 23_040, 8_592 + 801 + 8_000),
     (
         "cgan-dcgan-fast",
-        (74 + 1) * 1_568 + 2 * 1_568 + 32 * 16 * 16 + 16 + 2 * 16 + 16 * 16 + 1,
+        (74 + 1) * 3_136 + 2 * 3_136 + 64 * 32 * 16 + 32 + 2 * 32 + 32 * 16 + 1,
         16 * 16 + 16 + 16 * 32 * 16 + 32 + 1_568 + 1 + 10 * 1_568,
     ),
     (
         "dcgan-fast",
-        (64 + 1) * 1_568 + 2 * 1_568 + 32 * 16 * 16 + 16 + 2 * 16 + 16 * 16 + 1,
+        (64 + 1) * 3_136 + 2 * 3_136 + 64 * 32 * 16 + 32 + 2 * 32 + 32 * 16 + 1,
         16 * 16 + 16 + 16 * 32 * 16 + 32 + 1_568 + 1,
     ),
 ];
@@ -268,6 +268,13 @@ fn learning_rates_decay_over_the_last_epochs_step_by_step() {
         .collect();
     assert_eq!(factors, [1.0, 1.0, 0.5, 0.125, 0.0]);
     assert_eq!(config.learning_rate_factor(1.9), 1.0);
+    // Longer than the run (a preset's decay under a shorter --epochs): over the whole run.
+    let whole = config.with("lr_decay_epochs", "5").unwrap();
+    let factors: Vec<f64> = [0.0, 1.0, 2.0]
+        .iter()
+        .map(|&progress| whole.learning_rate_factor(progress))
+        .collect();
+    assert_eq!(factors, [1.0, 0.5, 0.0]);
     // Off by default, and then absent from the saved config.
     assert_eq!(config.lr_decay_epochs, 0);
     assert!(!config.to_toml().contains("lr_decay_epochs"));

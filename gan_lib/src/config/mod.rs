@@ -71,7 +71,9 @@ pub struct TrainConfig {
     #[serde(default)]
     pub ema_decay: f64,
     /// Over the last this many epochs both learning rates fall linearly, step by step, towards
-    /// zero (0: constant rates). Set `epochs` to what a time budget holds for the decay to run.
+    /// zero (0: constant rates); over the whole run when it has fewer epochs, so that a preset's
+    /// decay holds under a shorter `--epochs`. Set `epochs` to what a time budget holds for the
+    /// decay to run.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lr_decay_epochs: usize,
 }
@@ -412,14 +414,15 @@ impl TrainConfig {
     }
 
     /// What the learning rates are multiplied by once `progress` epochs are done (fractions
-    /// count): 1 until the last [`TrainConfig::lr_decay_epochs`] epochs, then falling
-    /// linearly to 0 at the end of the last epoch.
+    /// count): 1 until the last [`TrainConfig::lr_decay_epochs`] epochs (at most all of them),
+    /// then falling linearly to 0 at the end of the last epoch.
     pub fn learning_rate_factor(&self, progress: f64) -> f64 {
-        if self.lr_decay_epochs == 0 {
+        let decay_epochs = self.lr_decay_epochs.min(self.epochs);
+        if decay_epochs == 0 {
             return 1.0;
         }
         let remaining = self.epochs as f64 - progress;
-        (remaining / self.lr_decay_epochs as f64).clamp(0.0, 1.0)
+        (remaining / decay_epochs as f64).clamp(0.0, 1.0)
     }
 
     /// Which weights a generator saved by this run draws with, in words.

@@ -128,13 +128,6 @@ impl TrainConfig {
             );
             return invalid("ema_decay", message);
         }
-        if self.lr_decay_epochs > self.epochs {
-            let message = format!(
-                "lr_decay_epochs = {} must be at most epochs = {} (the decay ends with the last epoch)",
-                self.lr_decay_epochs, self.epochs
-            );
-            return invalid("lr_decay_epochs", message);
-        }
         if !(self.gp_weight.is_finite() && self.gp_weight >= 0.0) {
             let weight = self.gp_weight;
             let message = format!("gp_weight = {weight} must be a non-negative number");
