@@ -49,7 +49,8 @@ impl BatchNorm {
     }
 
     /// [`BatchNorm::forward_t`], then, when `slope` is given, a leaky ReLU of that slope (0:
-    /// ReLU). In training on the CPU both run fused, one node of candle's graph each way.
+    /// ReLU). On the CPU both run fused, one node of candle's graph each way, in training and
+    /// in evaluation (where the gradient reaches `x` only: nothing trains in evaluation).
     pub fn forward_leaky(&self, x: &Tensor, train: bool, slope: Option<f64>) -> Result<Tensor> {
         let Some((weight, bias)) = self.candle.weight_and_bias() else {
             candle_core::bail!("batch-norm without weight and bias");
