@@ -19,8 +19,8 @@ use gan_lib::train::{BudgetClock, Gan, Opened, Start, TrainError, Trainer};
 /// cgan-mlp and cgan-dcgan add the label's 10 inputs to G's first layer and D's projection
 /// (10 x the features entering D's head) to their unconditional designs.
 /// dcgan-fast: G dense 64→7x7x64 (+ BatchNorm over its 3,136 values), ConvTranspose 64→32 and
-/// 32→1 (4x4, + BatchNorm 32); D Conv 1→16 and 16→32 (4x4) and a linear head 1,568→1;
-/// cgan-dcgan-fast adds the label's 10 inputs to G's dense layer and D's 10 x 1,568 projection.
+/// 32→1 (4x4, + BatchNorm 32); D Conv 1→16, 16→32 and 32→64 (4x4) and a linear head 576→1;
+/// cgan-dcgan-fast (D without the third convolution, head 1,568→1) adds the label's 10 inputs to G's dense layer and D's 10 x 1,568 projection.
 const PARAMS: [(&str, usize, usize); 16] = [
     ("cgan-fast", 551_952 + 2_560, 533_505 + 2_560),
     ("fast-mlp", 551_952, 533_505),
@@ -44,7 +44,7 @@ const PARAMS: [(&str, usize, usize); 16] = [
     (
         "dcgan-fast",
         (64 + 1) * 3_136 + 2 * 3_136 + 64 * 32 * 16 + 32 + 2 * 32 + 32 * 16 + 1,
-        16 * 16 + 16 + 16 * 32 * 16 + 32 + 1_568 + 1,
+        16 * 16 + 16 + 16 * 32 * 16 + 32 + 32 * 64 * 16 + 64 + 576 + 1,
     ),
 ];
 
