@@ -21,8 +21,14 @@ use crate::config::ModelConfig;
 use crate::data::{one_hot, CLASSES, IMAGE_SIDE};
 use crate::nn::{Linear, Pass, Summary};
 
-/// Noise vectors per forward pass in [`Generator::generate`].
-const GENERATION_CHUNK: usize = 500;
+/// Noise vectors per forward pass in [`Generator::generate`], by architecture. A fully
+/// connected G is matrix products with large weights, which gemm packs again for every
+/// product: chunks of 2,500 draw 10,000 digits 10-20% faster than chunks of 500 (AMD EPYC
+/// Zen 4, one and two threads) for 30-60 MiB more. A convolutional G's activations are
+/// many times larger per digit and chunks of 500 are as fast as larger ones, so memory
+/// decides.
+const MLP_GENERATION_CHUNK: usize = 2500;
+const DCGAN_GENERATION_CHUNK: usize = 500;
 
 /// WGAN-GP's penalty `mean((‖∇ₓD(x)‖ − 1)²)` over `images` (judged as `labels` by a
 /// conditional D), differentiable with respect to D's weights (see
@@ -130,11 +136,11 @@ impl Generator {
     }
 
     /// Images for `(n, latent)` noise (and `n` labels for a conditional generator) in
-    /// evaluation mode, computed 500 at a time so that memory stays small (and the working
-    /// set in cache) however many are asked for.
+    /// evaluation mode, computed a chunk at a time (2,500 for a fully connected G, 500 for a
+    /// convolutional one) so that memory stays small however many are asked for.
     pub fn generate(&self, z: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let n = z.dim(0)?;
-        let chunks = crate::map_chunks(n, GENERATION_CHUNK, z.device(), |range| {
+        let chunks = crate::map_chunks(n, self.generation_chunk(), z.device(), |range| {
             let rows = z.narrow(0, range.start, range.len())?;
             let labels = labels
                 .map(|l| l.narrow(0, range.start, range.len()))
@@ -147,6 +153,14 @@ impl Generator {
             return Tensor::zeros((0, 1, IMAGE_SIDE, IMAGE_SIDE), DType::F32, z.device());
         }
         Tensor::cat(&chunks, 0)
+    }
+
+    /// Digits per forward pass in [`Generator::generate`].
+    fn generation_chunk(&self) -> usize {
+        match self {
+            Generator::Mlp(_) => MLP_GENERATION_CHUNK,
+            Generator::Dcgan(_) => DCGAN_GENERATION_CHUNK,
+        }
     }
 
     /// `n` digits as bytes (0 black, 255 white), image after image, from standard normal
@@ -307,15 +321,17 @@ mod tests {
             let config = TrainConfig::preset(preset).unwrap();
             let gan = Gan::new(&config, &Device::Cpu, &mut crate::rng::seeded(1))?;
             let g = &gan.generator;
+            // Two whole chunks and a part of one.
+            let chunk = g.generation_chunk();
             let z = crate::rng::randn(
                 &mut crate::rng::seeded(2),
-                (1100, g.latent_dim()),
+                (2 * chunk + 100, g.latent_dim()),
                 0.0,
                 1.0,
                 &Device::Cpu,
             )?;
             let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
-            let one_by_one: Vec<f32> = [(0, 500), (500, 500), (1000, 100)]
+            let one_by_one: Vec<f32> = [(0, chunk), (chunk, chunk), (2 * chunk, 100)]
                 .into_iter()
                 .map(|(start, len)| {
                     flat(g.forward(&z.narrow(0, start, len)?, None, &mut Pass::eval())?)
