@@ -20,7 +20,8 @@ use gan_lib::train::{BudgetClock, Gan, Opened, Start, TrainError, Trainer};
 /// (10 x the features entering D's head) to their unconditional designs.
 /// dcgan-fast: G dense 64→7x7x64 (+ BatchNorm over its 3,136 values), ConvTranspose 64→32 and
 /// 32→1 (4x4, + BatchNorm 32); D Conv 1→16, 16→32 and 32→64 (4x4) and a linear head 576→1;
-/// cgan-dcgan-fast (D without the third convolution, head 1,568→1) adds the label's 10 inputs to G's dense layer and D's 10 x 1,568 projection.
+/// cgan-dcgan-fast (D without the third convolution, head 1,568→1) adds the label's 10 inputs
+/// to G's dense layer and D's 10 x 1,568 projection.
 const PARAMS: [(&str, usize, usize); 16] = [
     ("cgan-fast", 551_952 + 2_560, 533_505 + 2_560),
     ("fast-mlp", 551_952, 533_505),

@@ -24,7 +24,7 @@ use crate::nn::{Linear, Pass, Summary};
 /// Noise vectors per forward pass in [`Generator::generate`], by architecture. A fully
 /// connected G is matrix products with large weights, which gemm packs again for every
 /// product: chunks of 2,500 draw 10,000 digits 10-20% faster than chunks of 500 (AMD EPYC
-/// Zen 4, one and two threads) for 30-60 MiB more. A convolutional G's activations are
+/// Zen 4, one and two threads) for 15-60 MiB more of peak memory. A convolutional G's activations are
 /// many times larger per digit and chunks of 500 are as fast as larger ones, so memory
 /// decides.
 const MLP_GENERATION_CHUNK: usize = 2500;
