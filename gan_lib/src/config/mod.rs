@@ -82,6 +82,14 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
 /// The adversarial loss a run trains with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -216,6 +224,16 @@ pub struct DcganConfig {
     /// Spectral normalisation of every discriminator layer (Miyato et al. 2018).
     #[serde(default)]
     pub d_spectral_norm: bool,
+    /// The minibatch standard deviation (Karras et al. 2018): the linear head also sees the
+    /// batch's standard deviation of D's features, averaged over them, so that D can tell a
+    /// batch of too-similar fakes from real digits. Needs `d_linear_head`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub d_minibatch_std: bool,
+    /// Packing (Lin et al. 2018, PacGAN): D judges this many images at once, stacked as the
+    /// channels of its input, so that a generator favouring some digits meets sets of images
+    /// it cannot fake. 1: one image at a time. Unconditional GANs only; divides `batch_size`.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub d_pack: usize,
     /// Weight init.
     #[serde(default = "normal_init")]
     pub init: InitScheme,

@@ -43,6 +43,7 @@ impl TrainConfig {
         self.check_sizes()?;
         self.check_optimisation()?;
         self.check_loss_fits_the_model()?;
+        self.check_batch_views()?;
         match &self.model {
             ModelConfig::Mlp(m) => check_mlp(m, self.latent_dim + self.model.label_inputs()),
             ModelConfig::Dcgan(m) => check_dcgan(m, self.latent_dim + self.model.label_inputs()),
@@ -146,6 +147,41 @@ impl TrainConfig {
             ModelConfig::Dcgan(d) if d.d_dropout > 0.0 || d.d_layers.iter().any(|l| l.batch_norm) => invalid("loss", "loss = \"wgan-gp\" needs a discriminator without BatchNorm or dropout (batch_norm = false in every model.d_layers entry, model.d_dropout = 0): the penalty is taken per image"),
             _ => Ok(()),
         }
+    }
+}
+
+impl TrainConfig {
+    /// The minibatch standard deviation and packing: D sees more than one image at a time.
+    fn check_batch_views(&self) -> Checked {
+        let ModelConfig::Dcgan(m) = &self.model else {
+            return Ok(());
+        };
+        if m.d_minibatch_std && !m.d_linear_head {
+            return invalid("model.d_minibatch_std", "model.d_minibatch_std = true needs model.d_linear_head = true: the head weighs the batch's standard deviation beside D's features");
+        }
+        let pack = m.d_pack;
+        if pack == 0 || pack > 16 {
+            return invalid(
+                "model.d_pack",
+                format!("model.d_pack = {pack} must lie between 1 (no packing) and 16"),
+            );
+        }
+        if pack > 1 && m.conditional {
+            return invalid("model.d_pack", "model.d_pack > 1 is for unconditional GANs: a pack of images has no one label for the projection");
+        }
+        if self.batch_size % pack != 0 {
+            return invalid(
+                "model.d_pack",
+                format!(
+                    "model.d_pack = {pack} must divide batch_size = {}: D judges the batch in sets of {pack}",
+                    self.batch_size
+                ),
+            );
+        }
+        if self.loss == Loss::WganGp && (pack > 1 || m.d_minibatch_std) {
+            return invalid("loss", "loss = \"wgan-gp\" needs a discriminator that judges one image at a time (model.d_pack = 1, model.d_minibatch_std = false): the penalty is taken per image");
+        }
+        Ok(())
     }
 }
 

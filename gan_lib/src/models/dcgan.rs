@@ -9,7 +9,8 @@ use candle_nn::VarBuilder;
 use crate::config::{DcganConfig, GeneratorStart};
 use crate::data::{CLASSES, IMAGE_SIDE};
 use crate::nn::{
-    tanh, BatchNorm, Block, Conv2d, ConvTranspose2d, Linear, MaybeSpectral, Parameters, Pass,
+    append_minibatch_std, pack_images, tanh, BatchNorm, Block, Conv2d, ConvTranspose2d, Linear,
+    MaybeSpectral, Parameters, Pass,
 };
 
 /// Noise → (dense projection | 1x1 reshape) → transposed convolutions (+ BatchNorm +
@@ -99,9 +100,10 @@ impl Generator {
     }
 }
 
-/// 28x28 → convolutions (+ BatchNorm + activation + dropout) → a linear logit, or a last
-/// convolution down to one 1x1 logit; when conditional, plus the projection of the linear
-/// head's features on the label's embedding. Tensors: `layers.{i}.conv.*`,
+/// 28x28 (`d_pack` of them stacked as channels) → convolutions (+ BatchNorm + activation +
+/// dropout) → a linear logit (of the features and, with `d_minibatch_std`, the batch's
+/// standard deviation of them), or a last convolution down to one 1x1 logit; when
+/// conditional, plus the projection of the linear head's features on the label's embedding. Tensors: `layers.{i}.conv.*`,
 /// `layers.{i}.norm.*`, `out.*`, `label_projection.*`.
 #[derive(Clone, Debug)]
 pub struct Discriminator {
@@ -120,7 +122,7 @@ impl Discriminator {
 
     /// Builds the discriminator of `config`.
     pub fn new(config: &DcganConfig, vb: VarBuilder) -> Result<Discriminator> {
-        let (mut channels, mut side) = (1, IMAGE_SIDE);
+        let (mut channels, mut side) = (config.d_pack, IMAGE_SIDE);
         let spectral = config.d_spectral_norm;
         let mut layers = Vec::new();
         for (i, l) in config.d_layers.iter().enumerate() {
@@ -143,8 +145,9 @@ impl Discriminator {
             channels = l.channels;
             side = l.conv_output(side);
         }
+        let features = channels * side * side + usize::from(config.d_minibatch_std);
         let out = if config.d_linear_head {
-            let out = Linear::new(channels * side * side, 1, true, vb.pp("out"))?;
+            let out = Linear::new(features, 1, true, vb.pp("out"))?;
             Some(MaybeSpectral::new(out, spectral, vb.pp("out"))?)
         } else if channels != 1 || side != 1 {
             candle_core::bail!("without a linear head the discriminator's last layer must give 1 channel of 1x1, not {channels} of {side}x{side}");
@@ -152,7 +155,7 @@ impl Discriminator {
             None
         };
         let projection = if config.conditional {
-            let (features, vb) = (channels * side * side, vb.pp("label_projection"));
+            let vb = vb.pp("label_projection");
             let projection = Linear::new(CLASSES, features, false, vb.clone())?;
             Some(MaybeSpectral::new(projection, spectral, vb)?)
         } else {
@@ -205,7 +208,11 @@ impl Discriminator {
     /// autograd can differentiate with respect to the weights (see
     /// `models/input_gradient.rs`). Needs no BatchNorm and no dropout.
     pub fn input_gradient(&self, images: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
-        if self.config.d_dropout > 0.0 || self.layers.iter().any(|b| b.norm.is_some()) {
+        let c = &self.config;
+        if c.d_dropout > 0.0 || c.d_pack > 1 || c.d_minibatch_std {
+            candle_core::bail!("the input gradient needs a discriminator that judges one image at a time, without dropout, packing or the minibatch standard deviation");
+        }
+        if self.layers.iter().any(|b| b.norm.is_some()) {
             candle_core::bail!(
                 "the input gradient needs a discriminator without BatchNorm or dropout"
             );
@@ -223,7 +230,8 @@ impl Discriminator {
     }
 
     /// `(b, 1, 28, 28)` images (with `(b,)` digits or `(b, 10)` label vectors when
-    /// conditional) → `(b, 1)` or `(b, 1, 1, 1)` logits.
+    /// conditional) → `(b, 1)` or `(b, 1, 1, 1)` logits; `(b / d_pack, 1)` when D packs
+    /// images.
     pub fn forward(
         &self,
         images: &Tensor,
@@ -235,7 +243,7 @@ impl Discriminator {
             candle_core::bail!("labels must be given to a conditional discriminator only");
         }
         let (layers, out, projection) = self.layers()?;
-        let mut x = images.clone();
+        let mut x = pack_images(images, self.config.d_pack)?;
         let last = layers.len() - 1;
         for (i, block) in layers.iter().enumerate() {
             x = if self.out.is_some() || i != last {
@@ -247,7 +255,10 @@ impl Discriminator {
             x = pass.layer(&format!("layers.{i}"), block.params, x)?;
         }
         let Some(out) = &out else { return Ok(x) };
-        let features = x.flatten_from(1)?;
+        let mut features = x.flatten_from(1)?;
+        if self.config.d_minibatch_std {
+            features = append_minibatch_std(&features)?;
+        }
         let logits = out.forward(&features)?;
         let logits = pass.layer("out (logit)", out.parameters(), logits)?;
         super::add_label_projection(logits, &features, projection.as_ref(), labels, pass)

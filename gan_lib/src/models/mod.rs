@@ -272,7 +272,8 @@ impl Discriminator {
     }
 
     /// Maps `(b, 1, 28, 28)` images, judged as the digits `labels` by a conditional
-    /// discriminator (`None` for an unconditional one), to `(b,)` logits (real > 0 > fake).
+    /// discriminator (`None` for an unconditional one), to `(b,)` logits (real > 0 > fake);
+    /// to `(b / d_pack,)`, one per set of images, when a DCGAN discriminator packs them.
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>, pass: &mut Pass) -> Result<Tensor> {
         let logits = match self {
             Discriminator::Mlp(d) => d.forward(x, labels, pass)?,
