@@ -1,6 +1,7 @@
 //! What a discriminator sees of a batch beside each image: packing (PacGAN) and the minibatch
 //! standard deviation (ProGAN), in `dcgan-fast`'s networks.
 
+#[allow(dead_code)] // the shared helpers this test does not need
 mod common;
 use common::{quiet_trainer, small_mnist, weights};
 

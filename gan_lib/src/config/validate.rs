@@ -169,7 +169,7 @@ impl TrainConfig {
         if pack > 1 && m.conditional {
             return invalid("model.d_pack", "model.d_pack > 1 is for unconditional GANs: a pack of images has no one label for the projection");
         }
-        if self.batch_size % pack != 0 {
+        if !self.batch_size.is_multiple_of(pack) {
             return invalid(
                 "model.d_pack",
                 format!(
