@@ -154,31 +154,3 @@ fn nonsense_packing_and_standard_deviation_settings_are_refused() {
         );
     }
 }
-
-/// `d_joint_batch`: D's BatchNorm sees real and fake digits in one batch. The fakes of the
-/// first step are the same either way (same seed), so D's update differs only by its batches.
-#[test]
-fn a_joint_batch_changes_what_batch_norm_in_d_sees_and_stays_reproducible() {
-    let config = TrainConfig::preset("dcgan-course")
-        .unwrap()
-        .with("batch_size", "16")
-        .unwrap();
-    let real = digits(16);
-    let step = |config: &TrainConfig| {
-        let dir = tempfile::tempdir().unwrap();
-        let mut trainer = quiet_trainer(config, dir.path());
-        let stats = trainer.train_step(&real, None).unwrap();
-        (stats, weights(&trainer.gan.d_vars))
-    };
-    let joint = config.with("d_joint_batch", "true").unwrap();
-    let (separate, together) = (step(&config), step(&joint));
-    assert!(together.0.d_loss.is_finite());
-    assert_ne!(separate.1, together.1);
-    assert_eq!(together, step(&joint));
-    let message = TrainConfig::preset("dcgan-fast")
-        .unwrap()
-        .with("d_joint_batch", "true")
-        .unwrap_err()
-        .to_string();
-    assert!(message.contains("BatchNorm"), "{message}");
-}

@@ -45,11 +45,6 @@ pub struct TrainConfig {
     /// Target for fake images in D's loss (0.0, or e.g. 0.1).
     #[serde(default)]
     pub fake_label: f32,
-    /// D's update judges real and fake digits in one batch (Keras' DCGAN example), so that
-    /// BatchNorm in D normalises both with the same statistics; else two batches, all real
-    /// and all fake (PyTorch's DCGAN example). Needs BatchNorm in D.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub d_joint_batch: bool,
     /// Standard deviation of Gaussian noise added to D's inputs, real and fake (0: none).
     #[serde(default)]
     pub instance_noise: f32,

@@ -153,13 +153,6 @@ impl TrainConfig {
 impl TrainConfig {
     /// The minibatch standard deviation and packing: D sees more than one image at a time.
     fn check_batch_views(&self) -> Checked {
-        let d_batch_norm = match &self.model {
-            ModelConfig::Mlp(m) => m.d_batch_norm,
-            ModelConfig::Dcgan(m) => m.d_layers.iter().any(|l| l.batch_norm),
-        };
-        if self.d_joint_batch && !d_batch_norm {
-            return invalid("d_joint_batch", "d_joint_batch = true only changes a discriminator with BatchNorm (model.d_batch_norm, or batch_norm in a model.d_layers entry)");
-        }
         let ModelConfig::Dcgan(m) = &self.model else {
             return Ok(());
         };

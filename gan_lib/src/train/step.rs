@@ -95,17 +95,9 @@ impl Trainer {
         labels: Option<&Tensor>,
     ) -> Result<(f32, f32, f32), TrainError> {
         self.gan.discriminator.update_spectral_norm()?;
-        let batch = real.dim(0)?;
-        let fake = self.generate(batch, labels)?.detach();
-        let (real_logits, fake_logits) = if self.gan.config.d_joint_batch {
-            let both = Tensor::cat(&[real, &fake], 0)?;
-            let labels = labels.map(|l| Tensor::cat(&[l, l], 0)).transpose()?;
-            let logits = self.discriminate(&both, labels.as_ref(), None)?;
-            (logits.narrow(0, 0, batch)?, logits.narrow(0, batch, batch)?)
-        } else {
-            let real_logits = self.discriminate(real, labels, None)?;
-            (real_logits, self.discriminate(&fake, labels, None)?)
-        };
+        let fake = self.generate(real.dim(0)?, labels)?.detach();
+        let real_logits = self.discriminate(real, labels, None)?;
+        let fake_logits = self.discriminate(&fake, labels, None)?;
         let d_loss = self.discriminator_loss(real, &fake, labels, &real_logits, &fake_logits)?;
         let d_loss_value = self.finite("D loss", d_loss.to_scalar::<f32>()?)?;
         self.d_adam.step(
