@@ -143,11 +143,17 @@ async def run_cells(hub, name, cells, on_figure):
     session = hub.http.post(f"{base}/sessions", timeout=120, json={
         "path": f"mnist-gan/notebooks/{NOTEBOOK}", "type": "notebook", "name": NOTEBOOK,
         "kernel": {"name": "mnist-gan"}}).json()
-    kernel, session_id = session["kernel"]["id"], uuid.uuid4().hex
-    ws_url = base.replace("http://", "ws://") + f"/kernels/{kernel}/channels?session_id={session_id}"
-    socket_ = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {TOKEN}"},
-                                                  connect_timeout=300, request_timeout=300),
-                                      max_message_size=64 * 1024 * 1024)
+    kernel = session["kernel"]["id"]
+
+    async def connect():
+        session_id = uuid.uuid4().hex
+        ws_url = base.replace("http://", "ws://") + f"/kernels/{kernel}/channels?session_id={session_id}"
+        socket_ = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {TOKEN}"},
+                                                      connect_timeout=300, request_timeout=300),
+                                          max_message_size=64 * 1024 * 1024)
+        return socket_, session_id
+
+    socket_, session_id = await connect()
     seen = []  # (channel, type) of the last messages, for the error if the kernel goes quiet
 
     async def receive(timeout, what):
@@ -162,12 +168,19 @@ async def run_cells(hub, name, cells, on_figure):
         seen.append((message["channel"], message["msg_type"]))
         return message
 
-    # -- Wait until the kernel answers on shell and its iopub reaches us.
+    # -- Wait until the kernel answers on shell and its iopub reaches us. A websocket that hears
+    # nothing for a minute is opened again, as JupyterLab reconnects (seen once in CI: a connection
+    # the server accepted whose kernel_info requests were never answered).
     replied = published = False
     deadline = time.time() + 300
+    reconnect_at = time.time() + 60
     while not (replied and published):
         if time.time() > deadline:
             raise RuntimeError(f"{name}'s kernel never answered kernel_info (replied {replied}, iopub {published})")
+        if not (replied or published) and time.time() > reconnect_at:
+            socket_.close()
+            socket_, session_id = await connect()
+            reconnect_at = time.time() + 60
         socket_.write_message(kernel_message("kernel_info_request", {}, session_id))
         try:
             while not (replied and published):

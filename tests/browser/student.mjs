@@ -35,6 +35,12 @@ try {
   await page.waitForSelector('.jp-Notebook .jp-Cell', { timeout: 120_000 });
   await page.waitForSelector('.jp-Notebook .jp-OutputArea-output img', { timeout: 120_000 });
   say('notebook open, with the outputs it was shipped with');
+  // Run All before the kernel is up runs nothing (the cells stay [ ] with no error): wait for the
+  // toolbar's kernel indicator to say idle, as a student waits for the status bar's "Idle".
+  await page.waitForFunction(() => document.querySelector('.jp-Notebook-ExecutionIndicator')
+    ?.getAttribute('data-status') === 'idle', null, { timeout: 600_000, polling: 500 });
+  result.kernel_s = seconds();
+  say('kernel idle');
   // Edit > Clear Outputs of All Cells, then Run > Run All Cells, from the menu bar.
   await page.click('.lm-MenuBar-item:has-text("Edit")');
   await page.click('.lm-Menu-item[data-command="editmenu:clear-all"]');
