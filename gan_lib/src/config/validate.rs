@@ -137,7 +137,8 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// WGAN-GP's penalty is taken per image: D may not mix images (BatchNorm) or drop units.
+    /// WGAN-GP's penalty is taken per image: D may not mix images (BatchNorm, packing, the
+    /// minibatch standard deviation) or drop units.
     fn check_loss_fits_the_model(&self) -> Checked {
         if self.loss != Loss::WganGp {
             return Ok(());
@@ -145,12 +146,11 @@ impl TrainConfig {
         match &self.model {
             ModelConfig::Mlp(m) if m.d_batch_norm || m.d_dropout > 0.0 => invalid("loss", "loss = \"wgan-gp\" needs a discriminator without BatchNorm or dropout (model.d_batch_norm = false, model.d_dropout = 0): the penalty is taken per image"),
             ModelConfig::Dcgan(d) if d.d_dropout > 0.0 || d.d_layers.iter().any(|l| l.batch_norm) => invalid("loss", "loss = \"wgan-gp\" needs a discriminator without BatchNorm or dropout (batch_norm = false in every model.d_layers entry, model.d_dropout = 0): the penalty is taken per image"),
+            ModelConfig::Dcgan(d) if d.d_pack > 1 || d.d_minibatch_std => invalid("loss", "loss = \"wgan-gp\" needs a discriminator that judges one image at a time (model.d_pack = 1, model.d_minibatch_std = false): the penalty is taken per image"),
             _ => Ok(()),
         }
     }
-}
 
-impl TrainConfig {
     /// The minibatch standard deviation and packing: D sees more than one image at a time.
     fn check_batch_views(&self) -> Checked {
         let ModelConfig::Dcgan(m) = &self.model else {
@@ -177,9 +177,6 @@ impl TrainConfig {
                     self.batch_size
                 ),
             );
-        }
-        if self.loss == Loss::WganGp && (pack > 1 || m.d_minibatch_std) {
-            return invalid("loss", "loss = \"wgan-gp\" needs a discriminator that judges one image at a time (model.d_pack = 1, model.d_minibatch_std = false): the penalty is taken per image");
         }
         Ok(())
     }

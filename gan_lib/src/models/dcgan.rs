@@ -103,8 +103,8 @@ impl Generator {
 /// 28x28 (`d_pack` of them stacked as channels) → convolutions (+ BatchNorm + activation +
 /// dropout) → a linear logit (of the features and, with `d_minibatch_std`, the batch's
 /// standard deviation of them), or a last convolution down to one 1x1 logit; when
-/// conditional, plus the projection of the linear head's features on the label's embedding. Tensors: `layers.{i}.conv.*`,
-/// `layers.{i}.norm.*`, `out.*`, `label_projection.*`.
+/// conditional, plus the projection of the linear head's features on the label's embedding.
+/// Tensors: `layers.{i}.conv.*`, `layers.{i}.norm.*`, `out.*`, `label_projection.*`.
 #[derive(Clone, Debug)]
 pub struct Discriminator {
     layers: Vec<Block<MaybeSpectral<Conv2d>>>,
@@ -209,13 +209,9 @@ impl Discriminator {
     /// `models/input_gradient.rs`). Needs no BatchNorm and no dropout.
     pub fn input_gradient(&self, images: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let c = &self.config;
-        if c.d_dropout > 0.0 || c.d_pack > 1 || c.d_minibatch_std {
-            candle_core::bail!("the input gradient needs a discriminator that judges one image at a time, without dropout, packing or the minibatch standard deviation");
-        }
-        if self.layers.iter().any(|b| b.norm.is_some()) {
-            candle_core::bail!(
-                "the input gradient needs a discriminator without BatchNorm or dropout"
-            );
+        let batch_norm = self.layers.iter().any(|b| b.norm.is_some());
+        if c.d_dropout > 0.0 || batch_norm || c.d_pack > 1 || c.d_minibatch_std {
+            candle_core::bail!("the input gradient needs a discriminator that judges one image at a time, without BatchNorm, dropout, packing or the minibatch standard deviation");
         }
         let (layers, out, projection) = self.layers()?;
         let layers: Vec<Conv2d> = layers.into_iter().map(|block| block.layer).collect();
